@@ -1,0 +1,100 @@
+// echo-server: sends back every byte it receives.
+//
+//   swift run echo-server [--host 127.0.0.1] [--port 7000] [--threads 1]
+//
+// With --threads N it runs N event loops, each with its own listener on the same port
+// (SO_REUSEPORT), so the kernel spreads connections over the loops. Each connection's handler
+// runs on its connection's loop (task executor preference), so reads and writes cost no
+// thread hop.
+import Torus
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Arguments {
+    var host = "127.0.0.1"
+    var port: UInt16 = 7000
+    var threads = 1
+
+    static let usage = "usage: echo-server [--host ADDRESS] [--port PORT] [--threads N]"
+
+    init(_ arguments: [String]) throws(UsageError) {
+        var remaining = arguments.makeIterator()
+        while let flag = remaining.next() {
+            guard let value = remaining.next(), flag.hasPrefix("--") else {
+                throw UsageError(flag == "--help" || flag == "-h" ? Self.usage : "\(flag) needs a value\n\(Self.usage)")
+            }
+            switch flag {
+            case "--host": host = value
+            case "--port":
+                guard let port = UInt16(value) else { throw UsageError("--port must be 0...65535, not \(value)") }
+                self.port = port
+            case "--threads":
+                guard let threads = Int(value), threads > 0 else { throw UsageError("--threads must be a positive number, not \(value)") }
+                self.threads = threads
+            default: throw UsageError("unknown option \(flag)\n\(Self.usage)")
+            }
+        }
+    }
+}
+
+struct UsageError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Echoes one connection until the peer finishes sending, then closes it.
+func echo(_ connection: Connection) async {
+    do {
+        while let bytes = try await connection.read(maxBytes: 64 * 1024) {
+            try await connection.write(bytes)
+        }
+    } catch {
+        // A reset or a failed write ends this connection only.
+    }
+    await connection.close()
+}
+
+func serve(_ listener: Listener) async throws {
+    try await withThrowingDiscardingTaskGroup { group in
+        for try await connection in listener {
+            group.addTask(executorPreference: connection.eventLoop) {
+                await echo(connection)
+            }
+        }
+    }
+}
+
+func main() async -> Int32 {
+    let arguments: Arguments
+    do {
+        arguments = try Arguments(Array(CommandLine.arguments.dropFirst()))
+    } catch {
+        print(error)
+        return 2
+    }
+    do {
+        let group = try EventLoopGroup(loopCount: arguments.threads)
+        let address = try SocketAddress(host: arguments.host, port: arguments.port)
+        var options = Listener.Options()
+        options.reusePort = arguments.threads > 1
+        var listeners: [Listener] = []
+        for loop in group.loops {
+            let bindTo = listeners.first.map { address.withPort($0.localAddress.port ?? arguments.port) } ?? address
+            listeners.append(try await Listener(bindingTo: bindTo, options: options, on: loop))
+        }
+        print("echo-server listening on \(listeners[0].localAddress) with \(arguments.threads) event loop(s)")
+        try await withThrowingDiscardingTaskGroup { group in
+            for listener in listeners {
+                group.addTask(executorPreference: listener.eventLoop) { try await serve(listener) }
+            }
+        }
+        return 0
+    } catch {
+        print("echo-server: \(error)")
+        return 1
+    }
+}
+
+exit(await main())

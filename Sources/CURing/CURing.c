@@ -1,0 +1,46 @@
+#define _GNU_SOURCE
+#include <pthread.h>
+#include "CURing.h"
+#include <string.h>
+
+torus_ring_setup_result torus_ring_setup(unsigned entries, struct io_uring *ring) {
+    // Best first. TASKRUN_FLAG lets liburing see pending deferred work and enter the kernel
+    // only when needed; it requires COOP_TASKRUN or DEFER_TASKRUN.
+    static const unsigned candidates[] = {
+        IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN
+            | IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_CQSIZE,
+        IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG
+            | IORING_SETUP_CQSIZE,
+        IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE,
+        IORING_SETUP_CQSIZE,
+        0,
+    };
+    torus_ring_setup_result result = { .error = EINVAL, .flags = 0, .features = 0 };
+    for (size_t i = 0; i < sizeof(candidates) / sizeof(candidates[0]); i++) {
+        struct io_uring_params params;
+        memset(&params, 0, sizeof(params));
+        params.flags = candidates[i];
+        // A larger completion queue absorbs bursts of multishot completions.
+        params.cq_entries = entries * 4;
+        int rc = io_uring_queue_init_params(entries, ring, &params);
+        if (rc == 0) {
+            result.error = 0;
+            result.flags = params.flags;
+            result.features = params.features;
+            return result;
+        }
+        result.error = -rc;
+        // Only an unknown flag is worth another try; EPERM, ENOSYS, ENOMEM are final.
+        if (-rc != EINVAL) {
+            return result;
+        }
+    }
+    return result;
+}
+
+void torus_set_thread_name(const char *name) {
+    char truncated[16];
+    strncpy(truncated, name, sizeof(truncated) - 1);
+    truncated[sizeof(truncated) - 1] = '\0';
+    pthread_setname_np(pthread_self(), truncated);
+}

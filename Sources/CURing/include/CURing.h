@@ -1,0 +1,54 @@
+// CURing: the only place Torus touches liburing.
+//
+// liburing.h defines _XOPEN_SOURCE 500, which changes how glibc declares some types (fd_set
+// among them). Including the system headers first makes this module agree with Swift's Glibc
+// module; including liburing first gives "fd_set defined differently" errors in Swift.
+#ifndef TORUS_CURING_H
+#define TORUS_CURING_H
+
+#include <sys/types.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/eventfd.h>
+#include <sys/un.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <signal.h>
+#include <time.h>
+#include <errno.h>
+
+#if __has_include(<liburing.h>)
+#include <liburing.h>
+#else
+#error "Torus needs liburing: run `sudo apt-get install -y liburing-dev` (Debian/Ubuntu), or ./scripts/bootstrap.sh"
+#endif
+
+/// The ring set-up flags Torus asked for and got, and why set-up failed if it did.
+typedef struct torus_ring_setup_result {
+    /// 0 on success, else the errno of the last io_uring_setup attempt.
+    int error;
+    /// IORING_SETUP_* flags of the ring that was created.
+    unsigned flags;
+    /// IORING_FEAT_* bits the kernel reported.
+    unsigned features;
+} torus_ring_setup_result;
+
+/// Creates `ring` with `entries` submission entries, trying the best flags first
+/// (SUBMIT_ALL | SINGLE_ISSUER | DEFER_TASKRUN), then COOP_TASKRUN, then none,
+/// falling back flag by flag only when the kernel answers EINVAL.
+torus_ring_setup_result torus_ring_setup(unsigned entries, struct io_uring *ring);
+
+/// Links the next submission to this one (`IOSQE_IO_LINK`), e.g. a linked timeout.
+static inline void torus_sqe_link_next(struct io_uring_sqe *sqe) {
+    sqe->flags |= IOSQE_IO_LINK;
+}
+
+/// Names the calling thread (shown by top, ps, gdb); at most 15 bytes are kept.
+void torus_set_thread_name(const char *name);
+
+/// The calling thread's errno.
+static inline int torus_errno(void) { return errno; }
+
+#endif

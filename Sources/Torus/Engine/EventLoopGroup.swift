@@ -1,0 +1,107 @@
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A fixed set of event loops, each a thread with its own io_uring.
+///
+/// Most programs use ``shared``, started on first use with one loop per CPU core. A group of
+/// your own is shut down with ``shutdown()`` once the tasks using its loops have ended.
+public final class EventLoopGroup: Sendable {
+    /// The loops of this group, in index order.
+    public let loops: [EventLoop]
+    private let threads: [UInt]   // pthread_t values, for joining
+    private let nextIndex = Atomic<Int>(0)
+    private let state = Mutex(State.running)
+    private let isShared: Bool
+
+    private enum State { case running, shuttingDown, shutDown }
+
+    /// Starts `loopCount` loops.
+    ///
+    /// - Throws: ``TorusError`` of kind ``TorusError/Kind/ioUringUnavailable`` with the reason
+    ///   and the fix when the kernel does not let this process use io_uring.
+    public convenience init(loopCount: Int = EventLoopGroup.coreCount, configuration: EventLoop.Configuration = .init()) throws(TorusError) {
+        try self.init(loopCount: loopCount, configuration: configuration, isShared: false)
+    }
+
+    private init(loopCount: Int, configuration: EventLoop.Configuration, isShared: Bool) throws(TorusError) {
+        precondition(loopCount > 0, "an EventLoopGroup needs at least one loop")
+        var loops: [EventLoop] = []
+        var threads: [UInt] = []
+        for index in 0..<loopCount {
+            do {
+                let (loop, thread) = try EventLoop.start(index: index, configuration: configuration)
+                loops.append(loop)
+                threads.append(thread)
+            } catch {
+                for loop in loops { loop.requestStop() }
+                for thread in threads { pthread_join(thread, nil) }
+                throw error
+            }
+        }
+        self.loops = loops
+        self.threads = threads
+        self.isShared = isShared
+    }
+
+    /// The loops take turns: each call returns the next one.
+    public func next() -> EventLoop {
+        loops[nextIndex.wrappingAdd(1, ordering: .relaxed).oldValue % loops.count]
+    }
+
+    /// Online CPU cores of this machine.
+    public static var coreCount: Int { max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
+
+    private static let sharedGroup = Result<EventLoopGroup, TorusError> { () throws(TorusError) in
+        try EventLoopGroup(loopCount: coreCount, configuration: .init(), isShared: true)
+    }
+
+    /// The process-wide group, started on first use with one loop per core. It is never shut
+    /// down.
+    ///
+    /// - Throws: ``TorusError`` of kind ``TorusError/Kind/ioUringUnavailable`` if io_uring
+    ///   cannot be used here.
+    public static var shared: EventLoopGroup {
+        get throws(TorusError) { try sharedGroup.get() }
+    }
+
+    /// Stops every loop: pending operations are cancelled (their callers get a
+    /// ``TorusError/Kind/eventLoopShutDown`` error), rings are closed and threads joined.
+    ///
+    /// Call it once the tasks that use the group have ended: a job scheduled on a loop after
+    /// it stopped is a programming error and traps.
+    public func shutdown() async {
+        guard beginShutdown() else { return }
+        for loop in loops {
+            precondition(!loop.isInEventLoop, "an EventLoopGroup cannot be shut down from one of its own loops")
+            loop.requestStop()
+        }
+        for loop in loops { await loop.waitUntilStopped() }
+        joinThreads()
+    }
+
+    /// ``shutdown()`` for code that cannot `await`: blocks the calling thread.
+    public func syncShutdown() {
+        guard beginShutdown() else { return }
+        for loop in loops {
+            precondition(!loop.isInEventLoop, "an EventLoopGroup cannot be shut down from one of its own loops")
+            loop.requestStop()
+        }
+        joinThreads()
+    }
+
+    private func beginShutdown() -> Bool {
+        precondition(!isShared, "the shared EventLoopGroup is never shut down")
+        return state.withLock { state in
+            guard state == .running else { return false }
+            state = .shuttingDown
+            return true
+        }
+    }
+
+    private func joinThreads() {
+        for thread in threads { pthread_join(thread, nil) }
+        state.withLock { $0 = .shutDown }
+    }
+}

@@ -1,0 +1,389 @@
+import CURing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A TCP (or Unix-domain stream) connection.
+///
+/// A connection is an actor that runs on one ``EventLoop`` for its whole life: its code
+/// executes on the loop's thread, where every read and write is a request on the loop's
+/// io_uring. One task may read while another writes (full duplex); concurrent writes are
+/// queued and go out one after another, never interleaved; two concurrent reads are an error.
+///
+/// ```swift
+/// let connection = try await Connection.connect(to: .ipv4(.loopback, port: 7000))
+/// try await connection.write("hello\n")
+/// while let bytes = try await connection.read() {
+///     print(String(decoding: bytes, as: UTF8.self))
+/// }
+/// await connection.close()
+/// ```
+///
+/// Close a connection when done with it. One that is dropped without ``close()`` is closed
+/// when the last reference goes away.
+public actor Connection {
+    /// The loop this connection lives on.
+    public nonisolated let eventLoop: EventLoop
+    /// This side's address.
+    public nonisolated let localAddress: SocketAddress
+    /// The peer's address.
+    public nonisolated let remoteAddress: SocketAddress
+
+    nonisolated let fd: CInt
+    private let isTCP: Bool
+    private var isClosed = false
+    private var isOutputShutDown = false
+    private var isReading = false
+    private var isWriting = false
+    /// Writers waiting for the one in progress to finish, oldest first.
+    private var waitingWriters = FIFO<OperationID>(initialCapacity: 2)
+    /// Where ``read(maxBytes:timeout:)`` receives into before copying out; allocated on first
+    /// use and grown to the largest `maxBytes` asked for.
+    private var readBuffer: ScratchBuffer?
+
+    public nonisolated var unownedExecutor: UnownedSerialExecutor {
+        eventLoop.asUnownedSerialExecutor()
+    }
+
+    init(adopting fd: CInt, on eventLoop: EventLoop, localAddress: SocketAddress, remoteAddress: SocketAddress) {
+        self.fd = fd
+        self.eventLoop = eventLoop
+        self.localAddress = localAddress
+        self.remoteAddress = remoteAddress
+        if case .unix = localAddress { isTCP = false } else { isTCP = true }
+    }
+
+    deinit {
+        if !isClosed { eventLoop.closeDetached(fd) }
+    }
+
+    // MARK: Connecting
+
+    /// Connects to `address`.
+    ///
+    /// - Parameters:
+    ///   - address: The peer to connect to.
+    ///   - timeout: How long to wait for the connection to be established; nil waits as long
+    ///     as the kernel does.
+    ///   - options: Socket options for the new connection (`TCP_NODELAY` is on by default).
+    ///   - eventLoop: The loop the connection will live on; by default the next loop of the
+    ///     shared group.
+    /// - Throws: ``TorusError`` (``TorusError/Kind/connectionRefused``,
+    ///   ``TorusError/Kind/timedOut``, ``TorusError/Kind/unreachable``, …) or
+    ///   `CancellationError`.
+    public static func connect(
+        to address: SocketAddress,
+        timeout: Duration? = nil,
+        options: ConnectionOptions = .init(),
+        on eventLoop: EventLoop? = nil
+    ) async throws -> Connection {
+        let loop = try eventLoop ?? EventLoopGroup.shared.next()
+        let (storage, length) = try address.sockaddr()
+        let fd = try SocketSyscalls.makeSocket(family: address.family, type: Int32(SOCK_STREAM.rawValue))
+        do {
+            try options.apply(to: fd, isTCP: address.family != AF_UNIX)
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+        return try await loop.run {
+            let completion = await loop.connect(fd, to: storage, length: length, timeout: timeout)
+            guard completion.result == 0 else {
+                _ = await loop.close(fd)
+                switch completion.result {
+                case -ECANCELED where Task.isCancelled: throw CancellationError()
+                case -ECANCELED where timeout != nil:
+                    throw TorusError(.timedOut, operation: .connect, errno: ETIMEDOUT, address: address,
+                                     detail: "no connection within \(timeout!)")
+                case -ECANCELED: throw CancellationError()
+                default: throw TorusError(errno: -completion.result, operation: .connect, address: address)
+                }
+            }
+            let local = SocketSyscalls.localAddress(fd) ?? address
+            return Connection(adopting: fd, on: loop, localAddress: local, remoteAddress: address)
+        }
+    }
+
+    /// Resolves `host` (without blocking any event loop) and connects to the first address
+    /// that accepts.
+    ///
+    /// - Throws: the last address's error if none accepts, ``TorusError/Kind/hostNotFound``
+    ///   if the name does not resolve.
+    public static func connect(
+        host: String,
+        port: UInt16,
+        timeout: Duration? = nil,
+        options: ConnectionOptions = .init(),
+        on eventLoop: EventLoop? = nil
+    ) async throws -> Connection {
+        var lastError: (any Error)?
+        for address in try await SocketAddress.resolve(host: host, port: port) {
+            do {
+                return try await connect(to: address, timeout: timeout, options: options, on: eventLoop)
+            } catch let error as TorusError {
+                lastError = error
+            }
+        }
+        throw lastError!
+    }
+
+    // MARK: Reading
+
+    /// Reads the next bytes that arrive, at most `maxBytes`.
+    ///
+    /// - Returns: The bytes, or nil at end of stream (the peer shut down its write side or
+    ///   closed the connection).
+    /// - Throws: ``TorusError`` (``TorusError/Kind/connectionReset``,
+    ///   ``TorusError/Kind/timedOut``, ``TorusError/Kind/concurrentRead``,
+    ///   ``TorusError/Kind/connectionClosed``) or `CancellationError`.
+    public func read(maxBytes: Int = 16 * 1024, timeout: Duration? = nil) async throws -> [UInt8]? {
+        precondition(maxBytes > 0, "maxBytes must be positive")
+        if readBuffer == nil || readBuffer!.bytes.count < maxBytes {
+            readBuffer = ScratchBuffer(byteCount: maxBytes)
+        }
+        let buffer = readBuffer!.bytes
+        let count = try await read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<maxBytes]), timeout: timeout)
+        return count == 0 ? nil : Array(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
+    }
+
+    /// Reads the next bytes that arrive into `buffer`, with no copy.
+    ///
+    /// `buffer` must stay valid until the call returns; it is not touched afterwards, even if
+    /// the task is cancelled.
+    ///
+    /// - Returns: The number of bytes read; 0 at end of stream.
+    public func read(into buffer: UnsafeMutableRawBufferPointer, timeout: Duration? = nil) async throws -> Int {
+        guard !isClosed else { throw TorusError(.connectionClosed, operation: .read, address: remoteAddress) }
+        guard !isReading else {
+            throw TorusError(.concurrentRead, operation: .read, address: remoteAddress,
+                             detail: "another task is already reading from this connection")
+        }
+        guard buffer.count > 0 else { return 0 }
+        isReading = true
+        defer { isReading = false }
+        let completion = await eventLoop.receive(fd, into: buffer, timeout: timeout)
+        guard completion.result >= 0 else { throw failure(completion, .read, timeout: timeout) }
+        return Int(completion.result)
+    }
+
+    // MARK: Writing
+
+    /// Writes `bytes`; returns once the kernel has accepted every byte.
+    ///
+    /// - Parameter timeout: A deadline for the whole write, however many sends it takes.
+    /// - Throws: ``TorusError`` (``TorusError/Kind/connectionReset`` when the peer has gone,
+    ///   ``TorusError/Kind/timedOut``, ``TorusError/Kind/connectionClosed``) or
+    ///   `CancellationError`. Writing to a closed peer never raises `SIGPIPE`.
+    public func write(_ bytes: [UInt8], timeout: Duration? = nil) async throws {
+        // `bytes` is a borrowed parameter: the caller keeps its storage alive and unchanged
+        // until this call returns, which is after the kernel's last completion for it.
+        let buffer = bytes.withUnsafeBytes { $0 }
+        try await write(buffer, timeout: timeout)
+    }
+
+    /// Writes the UTF-8 bytes of `string`.
+    public func write(_ string: String, timeout: Duration? = nil) async throws {
+        try await write(Array(string.utf8), timeout: timeout)
+    }
+
+    /// Writes any collection of bytes (an `ArraySlice`, a `Data`-like type, …).
+    public func write(_ bytes: some Collection<UInt8>, timeout: Duration? = nil) async throws {
+        try await write(bytes as? [UInt8] ?? Array(bytes), timeout: timeout)
+    }
+
+    /// Writes the bytes in `buffer` with no copy. `buffer` must stay valid until the call
+    /// returns.
+    public func write(_ buffer: UnsafeRawBufferPointer, timeout: Duration? = nil) async throws {
+        try await withWriteAccess(timeout: timeout) { deadline in
+            var offset = 0
+            while offset < buffer.count {
+                let remaining = try remainingTime(until: deadline)
+                let chunk = UnsafeRawBufferPointer(rebasing: buffer[offset...])
+                let completion = await eventLoop.send(fd, chunk, timeout: remaining)
+                offset += try sentCount(completion, timeout: remaining)
+            }
+        }
+    }
+
+    /// Writes several buffers in order with one `sendmsg` (vectored I/O), continuing until
+    /// every byte is accepted.
+    public func write(contentsOf buffers: [[UInt8]], timeout: Duration? = nil) async throws {
+        // As in `write(_:)`, the borrowed `buffers` keeps every element's storage alive.
+        var vectors: [iovec] = buffers.compactMap { bytes in
+            bytes.isEmpty ? nil : bytes.withUnsafeBytes { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count) }
+        }
+        guard !vectors.isEmpty else { return }
+        try await withWriteAccess(timeout: timeout) { deadline in
+            var first = 0
+            while first < vectors.count {
+                let remaining = try remainingTime(until: deadline)
+                // The engine copies the vectors at submission; `vectors` is not changed until
+                // the send completes.
+                let pending = vectors.withUnsafeBufferPointer { UnsafeBufferPointer(rebasing: $0[first...]) }
+                let completion = await eventLoop.send(fd, vectors: pending, timeout: remaining)
+                var sent = try sentCount(completion, timeout: remaining)
+                while first < vectors.count, sent >= vectors[first].iov_len {
+                    sent -= vectors[first].iov_len
+                    first += 1
+                }
+                if sent > 0 {
+                    vectors[first].iov_base += sent
+                    vectors[first].iov_len -= sent
+                }
+            }
+        }
+    }
+
+    /// Runs `body` as the only writer, queueing behind writers already in progress.
+    private func withWriteAccess(
+        timeout: Duration?,
+        _ body: (ContinuousClock.Instant?) async throws -> Void
+    ) async throws {
+        let deadline = timeout.map { ContinuousClock.now + $0 }
+        try checkWritable()
+        if isWriting {
+            let handOver = await eventLoop.suspend { waitingWriters.append($0) }
+            switch handOver.result {
+            case 0: break
+            case -ESHUTDOWN: throw TorusError(.eventLoopShutDown, operation: .write, address: remoteAddress)
+            default: throw CancellationError()
+            }
+            // The writer before us handed its turn over; from here we hold write access.
+            do { try checkWritable() } catch {
+                passWriteAccessOn()
+                throw error
+            }
+        }
+        isWriting = true
+        defer { passWriteAccessOn() }
+        try await body(deadline)
+    }
+
+    private func passWriteAccessOn() {
+        while let next = waitingWriters.popFirst() {
+            if eventLoop.resume(next, with: Completion(result: 0)) { return }
+        }
+        isWriting = false
+    }
+
+    private func checkWritable() throws(TorusError) {
+        guard !isClosed else { throw TorusError(.connectionClosed, operation: .write, address: remoteAddress) }
+        guard !isOutputShutDown else {
+            throw TorusError(.connectionClosed, operation: .write, address: remoteAddress, detail: "the write side was shut down")
+        }
+    }
+
+    private func remainingTime(until deadline: ContinuousClock.Instant?) throws(TorusError) -> Duration? {
+        guard let deadline else { return nil }
+        let remaining = deadline - .now
+        guard remaining > .zero else { throw TorusError(.timedOut, operation: .write, errno: ETIMEDOUT, address: remoteAddress) }
+        return remaining
+    }
+
+    private func sentCount(_ completion: Completion, timeout: Duration?) throws -> Int {
+        guard completion.result > 0 else {
+            if completion.result == 0 {
+                throw TorusError(.connectionReset, operation: .write, address: remoteAddress, detail: "the socket accepted no bytes")
+            }
+            throw failure(completion, .write, timeout: timeout)
+        }
+        return Int(completion.result)
+    }
+
+    // MARK: Closing
+
+    /// Shuts down one direction of the connection. After `.write`, the peer reads end of
+    /// stream once it has everything written before; this side can still read.
+    public func shutdown(_ direction: ShutdownDirection) async throws {
+        guard !isClosed else { throw TorusError(.connectionClosed, operation: .shutdown, address: remoteAddress) }
+        if direction != .read { isOutputShutDown = true }
+        let completion = await eventLoop.shutdown(fd, how: direction.how)
+        // ENOTCONN: the peer already closed both ways; the direction is shut all the same.
+        guard completion.result == 0 || completion.result == -ENOTCONN else {
+            throw failure(completion, .shutdown, timeout: nil)
+        }
+    }
+
+    /// Closes the connection. Reads and writes in progress end with
+    /// ``TorusError/Kind/connectionClosed``. Closing twice does nothing.
+    public func close() async {
+        guard !isClosed else { return }
+        isClosed = true
+        if isReading || isWriting { eventLoop.cancelOperations(on: fd) }
+        _ = await eventLoop.close(fd)
+    }
+
+    /// Whether ``close()`` has been called.
+    public var isOpen: Bool { !isClosed }
+
+    // MARK: Options
+
+    /// Turns Nagle's algorithm off (`true`, the default) or on.
+    public func setNoDelay(_ enabled: Bool) throws {
+        try checkOpen(.setOption)
+        guard isTCP else { return }
+        try SocketSyscalls.setOption(fd, level: Int32(IPPROTO_TCP), name: TCP_NODELAY, CInt(enabled ? 1 : 0))
+    }
+
+    /// Enables TCP keep-alive probing with the given timing, or disables it with nil.
+    public func setKeepAlive(_ keepAlive: ConnectionOptions.KeepAlive?) throws {
+        try checkOpen(.setOption)
+        guard isTCP else { return }
+        try ConnectionOptions.setKeepAlive(fd, keepAlive)
+    }
+
+    /// Sets the kernel's send buffer size (`SO_SNDBUF`).
+    public func setSendBufferSize(_ bytes: Int) throws {
+        try checkOpen(.setOption)
+        try SocketSyscalls.setOption(fd, level: SOL_SOCKET, name: SO_SNDBUF, CInt(clamping: bytes))
+    }
+
+    /// Sets the kernel's receive buffer size (`SO_RCVBUF`).
+    public func setReceiveBufferSize(_ bytes: Int) throws {
+        try checkOpen(.setOption)
+        try SocketSyscalls.setOption(fd, level: SOL_SOCKET, name: SO_RCVBUF, CInt(clamping: bytes))
+    }
+
+    /// The kernel's send buffer size in bytes.
+    public func sendBufferSize() throws -> Int {
+        try checkOpen(.setOption)
+        return Int(try SocketSyscalls.getOption(fd, level: SOL_SOCKET, name: SO_SNDBUF, as: CInt.self, default: 0))
+    }
+
+    /// The kernel's receive buffer size in bytes.
+    public func receiveBufferSize() throws -> Int {
+        try checkOpen(.setOption)
+        return Int(try SocketSyscalls.getOption(fd, level: SOL_SOCKET, name: SO_RCVBUF, as: CInt.self, default: 0))
+    }
+
+    private func checkOpen(_ operation: TorusError.Operation) throws(TorusError) {
+        guard !isClosed else { throw TorusError(.connectionClosed, operation: operation, address: remoteAddress) }
+    }
+
+    /// The error for a failed completion, telling cancellation, timeout and close apart.
+    private func failure(_ completion: Completion, _ operation: TorusError.Operation, timeout: Duration?) -> any Error {
+        let errno = -completion.result
+        guard errno == ECANCELED else { return TorusError(errno: errno, operation: operation, address: remoteAddress) }
+        if Task.isCancelled { return CancellationError() }
+        if isClosed { return TorusError(.connectionClosed, operation: operation, address: remoteAddress) }
+        if let timeout {
+            return TorusError(.timedOut, operation: operation, errno: ETIMEDOUT, address: remoteAddress, detail: "nothing happened within \(timeout)")
+        }
+        return CancellationError()
+    }
+}
+
+extension Connection: CustomStringConvertible {
+    public nonisolated var description: String { "Connection(\(localAddress) <-> \(remoteAddress))" }
+}
+
+/// Memory a connection owns for copying reads; freed with the connection.
+private final class ScratchBuffer {
+    let bytes: UnsafeMutableRawBufferPointer
+
+    init(byteCount: Int) {
+        bytes = .allocate(byteCount: byteCount, alignment: 16)
+    }
+
+    deinit { bytes.deallocate() }
+}

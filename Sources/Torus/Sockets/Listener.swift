@@ -1,0 +1,168 @@
+public import Logging
+import CURing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A listening TCP (or Unix-domain stream) socket, and the sequence of connections it
+/// accepts.
+///
+/// ```swift
+/// let listener = try await Listener(bindingTo: .ipv4(.loopback, port: 7000))
+/// try await withThrowingDiscardingTaskGroup { group in
+///     for try await connection in listener {
+///         group.addTask(executorPreference: connection.eventLoop) {
+///             while let bytes = try await connection.read() {
+///                 try await connection.write(bytes)
+///             }
+///             await connection.close()
+///         }
+///     }
+/// }
+/// ```
+///
+/// The kernel accepts connections continuously (one multishot accept) into a bounded queue;
+/// when the queue is full, accepting pauses and new connections wait in the kernel's backlog.
+/// Running out of descriptors (`EMFILE`, `ENFILE`) pauses accepting briefly and logs; it never
+/// ends the sequence. ``close()`` ends every iteration.
+public actor Listener: AsyncSequence {
+    public typealias Element = Connection
+    public typealias Failure = any Error
+
+    /// Listening options.
+    public struct Options: Sendable {
+        /// `SO_REUSEADDR`: bind even while old connections on the port linger in TIME_WAIT.
+        /// On by default.
+        public var reuseAddress = true
+        /// `SO_REUSEPORT`: let several sockets (one per loop, say) listen on the same port,
+        /// the kernel spreading connections among them.
+        public var reusePort = false
+        /// `IPV6_V6ONLY` for IPv6 listeners; nil keeps the system default (dual stack).
+        public var ipv6Only: Bool? = nil
+        /// Accepted connections held before accepting pauses.
+        public var acceptQueueCapacity = 256
+        /// How long accepting pauses after the process runs out of descriptors.
+        public var resourceExhaustionPause: Duration = .milliseconds(100)
+        /// Options for every accepted connection.
+        public var connectionOptions = ConnectionOptions()
+
+        public init() {}
+    }
+
+    /// The loop this listener, and every connection it accepts, lives on.
+    public nonisolated let eventLoop: EventLoop
+    /// The address the socket is bound to; for port 0, the port the kernel chose.
+    public nonisolated let localAddress: SocketAddress
+    private let options: Options
+    private let core: ListenerCore
+
+    public nonisolated var unownedExecutor: UnownedSerialExecutor {
+        eventLoop.asUnownedSerialExecutor()
+    }
+
+    /// Binds a socket to `address` and listens.
+    ///
+    /// - Parameters:
+    ///   - address: Where to listen. Port 0 picks a free port; read it from ``localAddress``.
+    ///   - backlog: Connections the kernel holds that have not been accepted yet.
+    ///   - options: Socket and queueing options.
+    ///   - eventLoop: The loop to run on; by default the next loop of the shared group.
+    ///   - logger: Where accept pauses and errors are logged.
+    /// - Throws: ``TorusError`` (``TorusError/Kind/addressInUse``,
+    ///   ``TorusError/Kind/addressNotAvailable``, ``TorusError/Kind/ioUringUnavailable``, …).
+    public init(
+        bindingTo address: SocketAddress,
+        backlog: Int32 = 511,
+        options: Options = Options(),
+        on eventLoop: EventLoop? = nil,
+        logger: Logger = Logger(label: "torus.listener")
+    ) async throws {
+        let loop = try eventLoop ?? EventLoopGroup.shared.next()
+        let fd = try SocketSyscalls.makeSocket(family: address.family, type: Int32(SOCK_STREAM.rawValue))
+        do {
+            if address.family != AF_UNIX {
+                try SocketSyscalls.setOption(fd, level: SOL_SOCKET, name: SO_REUSEADDR, CInt(options.reuseAddress ? 1 : 0))
+                if options.reusePort {
+                    try SocketSyscalls.setOption(fd, level: SOL_SOCKET, name: SO_REUSEPORT, CInt(1))
+                }
+            }
+            if address.family == AF_INET6, let ipv6Only = options.ipv6Only {
+                try SocketSyscalls.setOption(fd, level: Int32(IPPROTO_IPV6), name: IPV6_V6ONLY, CInt(ipv6Only ? 1 : 0))
+            }
+            try SocketSyscalls.bind(fd, to: address)
+            try SocketSyscalls.listen(fd, backlog: backlog, address: address)
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+        var logger = logger
+        logger[metadataKey: "listener"] = "\(address)"
+        self.eventLoop = loop
+        self.localAddress = SocketSyscalls.localAddress(fd) ?? address
+        self.options = options
+        let unixPath: String? = if case .unix(let path) = address { path } else { nil }
+        self.core = ListenerCore(fd: fd, loop: loop, unixPath: unixPath, options: options, logger: logger)
+    }
+
+    deinit {
+        let core = self.core
+        Task(executorPreference: eventLoop) { await core.close() }
+    }
+
+    /// Waits for the next connection.
+    ///
+    /// - Returns: The connection, or nil once the listener is closed.
+    /// - Throws: `CancellationError` if the task is cancelled while waiting (the listener
+    ///   stays usable), or a ``TorusError`` if the socket failed for good.
+    public func accept() async throws -> Connection? {
+        while true {
+            guard let fd = try await core.next() else { return nil }
+            if let connection = adopt(fd) { return connection }
+        }
+    }
+
+    /// Wraps an accepted descriptor; nil (and the descriptor closed) if the peer is already
+    /// gone.
+    private func adopt(_ fd: CInt) -> Connection? {
+        guard let remote = SocketSyscalls.remoteAddress(fd) else {
+            eventLoop.closeDetached(fd)
+            return nil
+        }
+        do {
+            try options.connectionOptions.apply(to: fd, isTCP: localAddress.family != AF_UNIX)
+        } catch {
+            core.logger.debug("dropping accepted connection: \(error)")
+            eventLoop.closeDetached(fd)
+            return nil
+        }
+        return Connection(adopting: fd, on: eventLoop, localAddress: SocketSyscalls.localAddress(fd) ?? localAddress, remoteAddress: remote)
+    }
+
+    /// Stops accepting and closes the socket. Every `for try await` over this listener ends,
+    /// and connections accepted but not yet handed out are closed. Connections already
+    /// handed out are not affected.
+    public func close() async {
+        await core.close()
+    }
+
+    public nonisolated func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(listener: self)
+    }
+
+    /// Iterates the accepted connections; ends when the listener is closed.
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let listener: Listener
+
+        public mutating func next() async throws -> Connection? {
+            try await listener.accept()
+        }
+
+        public mutating func next(isolation actor: isolated (any Actor)?) async throws -> Connection? {
+            try await listener.accept()
+        }
+    }
+}
+
+extension Listener: CustomStringConvertible {
+    public nonisolated var description: String { "Listener(\(localAddress))" }
+}

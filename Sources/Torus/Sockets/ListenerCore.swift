@@ -1,0 +1,152 @@
+import Logging
+import CURing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The loop-side half of a ``Listener``: owns the listening descriptor, keeps one multishot
+/// accept in the ring while there is room, and queues accepted descriptors for the tasks
+/// waiting in ``Listener/accept()``.
+///
+/// It lives on the listener's loop: the listener's methods and the loop's completion handling
+/// are its only callers, and both run on that thread.
+final class ListenerCore: CompletionHandler, @unchecked Sendable {
+    // @unchecked Sendable: every method runs on `loop`'s thread (asserted); the class is only
+    // handed to a task that prefers that loop, so that a dropped listener can close it there.
+
+    let logger: Logger
+    private let fd: CInt
+    private let loop: EventLoop
+    private let unixPath: String?
+    private let capacity: Int
+    private let exhaustionPause: Duration
+
+    private var accepted = FIFO<CInt>(initialCapacity: 16)
+    private var waiters = FIFO<OperationID>(initialCapacity: 4)
+    /// The multishot accept in the ring, until its final completion.
+    private var acceptRequest: OperationID?
+    /// The pause after running out of descriptors, while it lasts.
+    private var pauseTimer: OperationID?
+    private var failure: TorusError?
+    private var isClosed = false
+    /// The task in `close()` waiting for the last completion.
+    private var closeWaiter: OperationID?
+
+    /// The result handed to waiters when the listener closes.
+    private static let closedResult = Completion(result: -EBADF)
+
+    init(fd: CInt, loop: EventLoop, unixPath: String?, options: Listener.Options, logger: Logger) {
+        self.fd = fd
+        self.loop = loop
+        self.unixPath = unixPath
+        self.capacity = max(1, options.acceptQueueCapacity)
+        self.exhaustionPause = options.resourceExhaustionPause
+        self.logger = logger
+    }
+
+    /// The next accepted descriptor, or nil once closed.
+    func next(isolation: isolated (any Actor)? = #isolation) async throws -> CInt? {
+        loop.assertInEventLoop()
+        if let fd = accepted.popFirst() {
+            armIfRoom()
+            return fd
+        }
+        if isClosed { return nil }
+        if let failure { throw failure }
+        armIfRoom()
+        let completion = await loop.suspend { waiters.append($0) }
+        switch completion.result {
+        case 0...:
+            armIfRoom()
+            return completion.result
+        case Self.closedResult.result:
+            return nil
+        case -ECANCELED:
+            throw CancellationError()
+        default:
+            throw TorusError(errno: -completion.result, operation: .accept, address: nil)
+        }
+    }
+
+    /// Stops accepting, closes queued descriptors and the socket, ends every waiter.
+    func close(isolation: isolated (any Actor)? = #isolation) async {
+        loop.assertInEventLoop()
+        guard !isClosed else { return }
+        isClosed = true
+        if let acceptRequest { loop.requestCancel(acceptRequest) }
+        if let pauseTimer { loop.requestCancel(pauseTimer) }
+        while let fd = accepted.popFirst() { loop.closeDetached(fd) }
+        while let waiter = waiters.popFirst() { loop.resume(waiter, with: Self.closedResult) }
+        if acceptRequest != nil || pauseTimer != nil {
+            // Wait for the kernel's last word, so no descriptor it accepts arrives after close
+            // returns. (A cancelled close skips the wait; late descriptors are closed anyway.)
+            _ = await loop.suspend { closeWaiter = $0 }
+        }
+        _ = await loop.close(fd)
+        if let unixPath { unlink(unixPath) }
+    }
+
+    private func armIfRoom() {
+        guard !isClosed, failure == nil, acceptRequest == nil, pauseTimer == nil, accepted.count < capacity else { return }
+        acceptRequest = loop.startAccepting(fd, handledBy: self)
+    }
+
+    func handle(_ completion: Completion, for operation: OperationID, on loop: EventLoop) {
+        if operation == pauseTimer {
+            pauseTimer = nil
+            logger.info("resuming accept")
+            armIfRoom()
+        } else {
+            handleAccept(completion)
+        }
+        if isClosed, acceptRequest == nil, pauseTimer == nil, let closeWaiter {
+            self.closeWaiter = nil
+            loop.resume(closeWaiter, with: Completion(result: 0))
+        }
+    }
+
+    private func handleAccept(_ completion: Completion) {
+        if !completion.hasMore { acceptRequest = nil }
+        if completion.result >= 0 {
+            deliver(completion.result)
+        } else {
+            handleAcceptError(-completion.result)
+        }
+        if !completion.hasMore {
+            armIfRoom()
+        } else if accepted.count >= capacity, let acceptRequest {
+            // Full: stop accepting until a waiter takes one; the backlog holds the rest.
+            loop.requestCancel(acceptRequest)
+        }
+    }
+
+    private func deliver(_ newFD: CInt) {
+        if isClosed {
+            loop.closeDetached(newFD)
+            return
+        }
+        while let waiter = waiters.popFirst() {
+            if loop.resume(waiter, with: Completion(result: newFD)) { return }
+        }
+        accepted.append(newFD)
+    }
+
+    private func handleAcceptError(_ errno: Int32) {
+        switch errno {
+        case ECANCELED, ESHUTDOWN:
+            // We asked for it (queue full or closing), or the loop is stopping.
+            break
+        case EMFILE, ENFILE, ENOMEM, ENOBUFS:
+            logger.warning("accept paused for \(exhaustionPause): \(TorusError.describe(errno: errno))")
+            if !isClosed { pauseTimer = loop.startTimer(exhaustionPause, handledBy: self) }
+        case ECONNABORTED, EINTR, EAGAIN, EPROTO, EPERM, ENETDOWN, ENONET, EHOSTUNREACH, EOPNOTSUPP, ENETUNREACH, ETIMEDOUT:
+            // About one connection, not the listener: keep accepting.
+            logger.debug("accept: \(TorusError.describe(errno: errno))")
+        default:
+            let error = TorusError(errno: errno, operation: .accept)
+            logger.error("listener failed: \(error)")
+            failure = error
+            while let waiter = waiters.popFirst() { loop.resume(waiter, with: Completion(result: -errno)) }
+        }
+    }
+}

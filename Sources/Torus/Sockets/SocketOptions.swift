@@ -1,0 +1,85 @@
+import CURing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Options applied to a TCP connection when it is created (connected or accepted).
+public struct ConnectionOptions: Sendable, Hashable {
+    /// Disable Nagle's algorithm so small writes leave at once (`TCP_NODELAY`). On by default.
+    public var noDelay: Bool = true
+    /// TCP keep-alive probing, off by default.
+    public var keepAlive: KeepAlive? = nil
+    /// Kernel send buffer size in bytes (`SO_SNDBUF`); nil leaves the system default.
+    public var sendBufferSize: Int? = nil
+    /// Kernel receive buffer size in bytes (`SO_RCVBUF`); nil leaves the system default.
+    public var receiveBufferSize: Int? = nil
+
+    public init(noDelay: Bool = true, keepAlive: KeepAlive? = nil, sendBufferSize: Int? = nil, receiveBufferSize: Int? = nil) {
+        self.noDelay = noDelay
+        self.keepAlive = keepAlive
+        self.sendBufferSize = sendBufferSize
+        self.receiveBufferSize = receiveBufferSize
+    }
+
+    /// When and how often an idle connection is probed, and how many unanswered probes
+    /// close it.
+    public struct KeepAlive: Sendable, Hashable {
+        public var idle: Duration
+        public var interval: Duration
+        public var count: Int
+
+        public init(idle: Duration = .seconds(60), interval: Duration = .seconds(10), count: Int = 6) {
+            self.idle = idle
+            self.interval = interval
+            self.count = count
+        }
+    }
+
+    /// Applies the options to `fd`. TCP-only options are skipped on Unix-domain sockets.
+    func apply(to fd: CInt, isTCP: Bool) throws(TorusError) {
+        if isTCP {
+            try SocketSyscalls.setOption(fd, level: Int32(IPPROTO_TCP), name: TCP_NODELAY, CInt(noDelay ? 1 : 0))
+            if let keepAlive {
+                try Self.setKeepAlive(fd, keepAlive)
+            }
+        }
+        if let sendBufferSize {
+            try SocketSyscalls.setOption(fd, level: SOL_SOCKET, name: SO_SNDBUF, CInt(clamping: sendBufferSize))
+        }
+        if let receiveBufferSize {
+            try SocketSyscalls.setOption(fd, level: SOL_SOCKET, name: SO_RCVBUF, CInt(clamping: receiveBufferSize))
+        }
+    }
+
+    static func setKeepAlive(_ fd: CInt, _ keepAlive: KeepAlive?) throws(TorusError) {
+        guard let keepAlive else {
+            try SocketSyscalls.setOption(fd, level: SOL_SOCKET, name: SO_KEEPALIVE, CInt(0))
+            return
+        }
+        guard keepAlive.count > 0, keepAlive.idle >= .seconds(1), keepAlive.interval >= .seconds(1) else {
+            throw TorusError(.invalidArgument, operation: .setOption, detail: "keep-alive needs idle and interval of at least 1 s and a count above 0")
+        }
+        try SocketSyscalls.setOption(fd, level: SOL_SOCKET, name: SO_KEEPALIVE, CInt(1))
+        try SocketSyscalls.setOption(fd, level: Int32(IPPROTO_TCP), name: TCP_KEEPIDLE, CInt(clamping: keepAlive.idle.components.seconds))
+        try SocketSyscalls.setOption(fd, level: Int32(IPPROTO_TCP), name: TCP_KEEPINTVL, CInt(clamping: keepAlive.interval.components.seconds))
+        try SocketSyscalls.setOption(fd, level: Int32(IPPROTO_TCP), name: TCP_KEEPCNT, CInt(clamping: keepAlive.count))
+    }
+}
+
+/// Which direction of a connection to shut down.
+public enum ShutdownDirection: Sendable, Hashable {
+    /// No more writes: the peer reads end of stream once it has read everything sent.
+    case write
+    /// No more reads.
+    case read
+    /// Both.
+    case both
+
+    var how: CInt {
+        switch self {
+        case .write: CInt(SHUT_WR)
+        case .read: CInt(SHUT_RD)
+        case .both: CInt(SHUT_RDWR)
+        }
+    }
+}

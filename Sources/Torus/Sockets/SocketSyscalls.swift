@@ -1,0 +1,65 @@
+import CURing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The few socket calls made directly rather than through the ring: creating a socket and
+/// setting it up. None of them blocks; everything that moves data or waits goes through the
+/// event loop.
+enum SocketSyscalls {
+    static func makeSocket(family: CInt, type: CInt) throws(TorusError) -> CInt {
+        let fd = Glibc.socket(family, type | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw TorusError(errno: errno, operation: .socket) }
+        return fd
+    }
+
+    static func setOption<Value: BitwiseCopyable>(_ fd: CInt, level: CInt, name: CInt, _ value: Value) throws(TorusError) {
+        var value = value
+        let rc = setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<Value>.size))
+        guard rc == 0 else {
+            throw TorusError(errno: errno, operation: .setOption, detail: "option \(level)/\(name)")
+        }
+    }
+
+    static func getOption<Value: BitwiseCopyable>(_ fd: CInt, level: CInt, name: CInt, as type: Value.Type, default value: Value) throws(TorusError) -> Value {
+        var value = value
+        var length = socklen_t(MemoryLayout<Value>.size)
+        guard getsockopt(fd, level, name, &value, &length) == 0 else {
+            throw TorusError(errno: errno, operation: .setOption, detail: "option \(level)/\(name)")
+        }
+        return value
+    }
+
+    static func bind(_ fd: CInt, to address: SocketAddress) throws(TorusError) {
+        var (storage, length) = try address.sockaddr()
+        let rc = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, length) }
+        }
+        guard rc == 0 else { throw TorusError(errno: errno, operation: .bind, address: address) }
+    }
+
+    static func listen(_ fd: CInt, backlog: Int32, address: SocketAddress) throws(TorusError) {
+        guard Glibc.listen(fd, backlog) == 0 else { throw TorusError(errno: errno, operation: .listen, address: address) }
+    }
+
+    static func localAddress(_ fd: CInt) -> SocketAddress? {
+        address(of: fd, using: getsockname)
+    }
+
+    static func remoteAddress(_ fd: CInt) -> SocketAddress? {
+        address(of: fd, using: getpeername)
+    }
+
+    private static func address(
+        of fd: CInt,
+        using call: (CInt, UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> CInt
+    ) -> SocketAddress? {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let rc = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { call(fd, $0, &length) }
+        }
+        guard rc == 0 else { return nil }
+        return SocketAddress(storage, length: length)
+    }
+}

@@ -1,0 +1,52 @@
+/// A growable first-in-first-out queue over a power-of-two ring buffer.
+///
+/// The event loop keeps its ready jobs and the listener its accepted descriptors in one of
+/// these: appending and popping never shift elements and, once the buffer has grown to the
+/// working-set size, never allocate.
+struct FIFO<Element> {
+    private var storage: [Element?]
+    private var head = 0
+    private(set) var count = 0
+
+    init(initialCapacity: Int = 16) {
+        var capacity = 1
+        while capacity < max(initialCapacity, 1) { capacity <<= 1 }
+        storage = Array(repeating: nil, count: capacity)
+    }
+
+    var isEmpty: Bool { count == 0 }
+
+    var first: Element? { count == 0 ? nil : storage[head] }
+
+    mutating func append(_ element: Element) {
+        if count == storage.count { grow() }
+        storage[(head + count) & (storage.count - 1)] = element
+        count += 1
+    }
+
+    mutating func popFirst() -> Element? {
+        guard count > 0 else { return nil }
+        let element = storage[head]
+        storage[head] = nil
+        head = (head + 1) & (storage.count - 1)
+        count -= 1
+        return element
+    }
+
+    /// Removes and returns every element, oldest first.
+    mutating func removeAll() -> [Element] {
+        var all: [Element] = []
+        all.reserveCapacity(count)
+        while let element = popFirst() { all.append(element) }
+        return all
+    }
+
+    private mutating func grow() {
+        var bigger: [Element?] = Array(repeating: nil, count: storage.count * 2)
+        for index in 0..<count {
+            bigger[index] = storage[(head + index) & (storage.count - 1)]
+        }
+        storage = bigger
+        head = 0
+    }
+}
