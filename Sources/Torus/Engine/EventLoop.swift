@@ -58,6 +58,7 @@ public final class EventLoop: @unchecked Sendable {
         case job(UnownedJob)
         case cancel(OperationID)
         case close(CInt)
+        case run(@Sendable () -> Void)
         case stop
     }
 
@@ -169,7 +170,7 @@ extension EventLoop {
             // EBUSY/EAGAIN: the completion queue is backed up; reaping below makes room.
             precondition(rc >= 0 || rc == -EBUSY || rc == -EAGAIN || rc == -ETIME,
                          "io_uring_enter failed: \(TorusError.describe(errno: -rc))")
-            arena.reset()
+            resetArenaIfSubmitted()
             reapCompletions()
         }
         ring.close()
@@ -240,6 +241,9 @@ extension EventLoop {
             case .close(let fd):
                 // No ring is left to close through.
                 Glibc.close(fd)
+            case .run(let work):
+                // The loop thread has left its run loop, so nothing else touches its state.
+                work()
             case .cancel, .stop:
                 break
             }
@@ -259,6 +263,7 @@ extension EventLoop {
             case .job(let job): readyJobs.append(job)
             case .cancel(let id): cancelOnLoop(id)
             case .close(let fd): closeDetachedOnLoop(fd)
+            case .run(let work): work()
             case .stop: beginStopping()
             }
         }
@@ -321,8 +326,15 @@ extension EventLoop {
         guard ring.spaceLeft < submissions || !arena.canFit(arenaBytes) else { return }
         let rc = ring.submit(waitingFor: 0)
         precondition(rc >= 0 || rc == -EBUSY || rc == -EAGAIN, "io_uring_enter failed: \(TorusError.describe(errno: -rc))")
-        arena.reset()
-        precondition(ring.spaceLeft >= submissions, "submission queue stayed full")
+        resetArenaIfSubmitted()
+        precondition(ring.spaceLeft >= submissions && arena.canFit(arenaBytes),
+                     "the kernel consumed no submissions (completion queue backed up)")
+    }
+
+    /// Reuses the arena once the kernel has consumed every prepared request (and so copied
+    /// what they point to). Requests left unconsumed (EBUSY) still point into it.
+    private func resetArenaIfSubmitted() {
+        if ring.pendingSubmissions == 0 { arena.reset() }
     }
 
     /// Prepares the request for `id` (and a linked timeout when `timeout` is set). It is
@@ -491,6 +503,17 @@ extension EventLoop {
             closeDetachedOnLoop(fd)
         } else {
             enqueueRemote(.close(fd))
+        }
+    }
+
+    /// Runs `work` on the loop thread soon (at once when called there). For clean-up from
+    /// deinitializers, which may run on any thread. If the loop has already stopped, `work`
+    /// runs on the calling thread.
+    func execute(_ work: @escaping @Sendable () -> Void) {
+        if isInEventLoop {
+            work()
+        } else {
+            enqueueRemote(.run(work))
         }
     }
 

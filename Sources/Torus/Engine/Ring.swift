@@ -46,6 +46,9 @@ struct Ring: ~Copyable {
     /// Free submission entries.
     var spaceLeft: Int { Int(io_uring_sq_space_left(ring)) }
 
+    /// Prepared entries the kernel has not consumed yet.
+    var pendingSubmissions: Int { Int(io_uring_sq_ready(ring)) }
+
     /// The next submission entry, zeroed. Callers make sure there is space first.
     func nextSubmission() -> UnsafeMutablePointer<io_uring_sqe> {
         guard let sqe = io_uring_get_sqe(ring) else {

@@ -55,6 +55,7 @@ public actor Listener: AsyncSequence {
     public nonisolated let localAddress: SocketAddress
     private let options: Options
     private let core: ListenerCore
+    private var isClosed = false
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor {
         eventLoop.asUnownedSerialExecutor()
@@ -105,8 +106,10 @@ public actor Listener: AsyncSequence {
     }
 
     deinit {
-        let core = self.core
-        Task(executorPreference: eventLoop) { await core.close() }
+        if !isClosed {
+            let core = self.core
+            eventLoop.execute { core.abandon() }
+        }
     }
 
     /// Waits for the next connection.
@@ -142,6 +145,7 @@ public actor Listener: AsyncSequence {
     /// and connections accepted but not yet handed out are closed. Connections already
     /// handed out are not affected.
     public func close() async {
+        isClosed = true
         await core.close()
     }
 

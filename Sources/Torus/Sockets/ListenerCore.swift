@@ -11,8 +11,8 @@ import Glibc
 /// It lives on the listener's loop: the listener's methods and the loop's completion handling
 /// are its only callers, and both run on that thread.
 final class ListenerCore: CompletionHandler, @unchecked Sendable {
-    // @unchecked Sendable: every method runs on `loop`'s thread (asserted); the class is only
-    // handed to a task that prefers that loop, so that a dropped listener can close it there.
+    // @unchecked Sendable: every method runs on `loop`'s thread (asserted where it matters); a
+    // dropped listener hands the core to `loop.execute`, which runs `abandon()` there.
 
     let logger: Logger
     private let fd: CInt
@@ -72,11 +72,7 @@ final class ListenerCore: CompletionHandler, @unchecked Sendable {
     func close(isolation: isolated (any Actor)? = #isolation) async {
         loop.assertInEventLoop()
         guard !isClosed else { return }
-        isClosed = true
-        if let acceptRequest { loop.requestCancel(acceptRequest) }
-        if let pauseTimer { loop.requestCancel(pauseTimer) }
-        while let fd = accepted.popFirst() { loop.closeDetached(fd) }
-        while let waiter = waiters.popFirst() { loop.resume(waiter, with: Self.closedResult) }
+        stopAccepting()
         if acceptRequest != nil || pauseTimer != nil {
             // Wait for the kernel's last word, so no descriptor it accepts arrives after close
             // returns. (A cancelled close skips the wait; late descriptors are closed anyway.)
@@ -84,6 +80,24 @@ final class ListenerCore: CompletionHandler, @unchecked Sendable {
         }
         _ = await loop.close(fd)
         if let unixPath { unlink(unixPath) }
+    }
+
+    /// Closes everything without waiting: for a listener dropped without `close()`.
+    func abandon() {
+        guard !isClosed else { return }
+        stopAccepting()
+        // In flight, the accept holds its own reference to the socket; the cancel submitted
+        // above goes to the kernel before this close.
+        loop.closeDetached(fd)
+        if let unixPath { unlink(unixPath) }
+    }
+
+    private func stopAccepting() {
+        isClosed = true
+        if let acceptRequest { loop.requestCancel(acceptRequest) }
+        if let pauseTimer { loop.requestCancel(pauseTimer) }
+        while let fd = accepted.popFirst() { loop.closeDetached(fd) }
+        while let waiter = waiters.popFirst() { loop.resume(waiter, with: Self.closedResult) }
     }
 
     private func armIfRoom() {
@@ -138,6 +152,7 @@ final class ListenerCore: CompletionHandler, @unchecked Sendable {
             break
         case EMFILE, ENFILE, ENOMEM, ENOBUFS:
             logger.warning("accept paused for \(exhaustionPause): \(TorusError.describe(errno: errno))")
+            if let acceptRequest { loop.requestCancel(acceptRequest) }
             if !isClosed { pauseTimer = loop.startTimer(exhaustionPause, handledBy: self) }
         case ECONNABORTED, EINTR, EAGAIN, EPROTO, EPERM, ENETDOWN, ENONET, EHOSTUNREACH, EOPNOTSUPP, ENETUNREACH, ETIMEDOUT:
             // About one connection, not the listener: keep accepting.
