@@ -85,6 +85,7 @@ func main() async -> Int32 {
             listeners.append(try await Listener(bindingTo: bindTo, options: options, on: loop))
         }
         print("echo-server listening on \(listeners[0].localAddress) with \(arguments.threads) event loop(s)")
+        fflush(nil)  // Into a pipe, stdout is block-buffered: scripts wait for this line.
         try await withThrowingDiscardingTaskGroup { group in
             for listener in listeners {
                 group.addTask(executorPreference: listener.eventLoop) { try await serve(listener) }

@@ -116,7 +116,7 @@ public actor Connection {
         options: ConnectionOptions = .init(),
         on eventLoop: EventLoop? = nil
     ) async throws -> Connection {
-        var lastError: (any Error)?
+        var lastError = TorusError(.hostNotFound, operation: .resolve, detail: "\(host): no addresses")
         for address in try await SocketAddress.resolve(host: host, port: port) {
             do {
                 return try await connect(to: address, timeout: timeout, options: options, on: eventLoop)
@@ -124,7 +124,7 @@ public actor Connection {
                 lastError = error
             }
         }
-        throw lastError!
+        throw lastError
     }
 
     // MARK: Reading

@@ -226,6 +226,9 @@ extension SocketAddress {
         }
         let port = try Self.parsePort(portText, in: text)
         self = try Self(host: String(host), port: port, original: text)
+        if text.hasPrefix("["), case .ipv4 = self {
+            throw invalid("brackets are for IPv6 addresses; write an IPv4 address without them")
+        }
     }
 
     /// An address from a numeric host (`"127.0.0.1"`, `"::1"`) and a port.

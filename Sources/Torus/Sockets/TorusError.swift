@@ -46,8 +46,6 @@ public struct TorusError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let hostNotFound = Kind("host not found")
         /// Another task is already reading from this connection.
         public static let concurrentRead = Kind("concurrent read")
-        /// Another task is already writing to this connection.
-        public static let concurrentWrite = Kind("concurrent write")
         /// The process or system ran out of file descriptors (`EMFILE`, `ENFILE`).
         public static let tooManyOpenFiles = Kind("too many open files")
         /// io_uring cannot be used here; ``TorusError/detail`` says why and what to do.
