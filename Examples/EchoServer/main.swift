@@ -4,7 +4,7 @@
 //
 // With --threads N it runs N event loops, each with its own listener on the same port
 // (SO_REUSEPORT), so the kernel spreads connections over the loops. Each connection's handler
-// runs on its connection's loop (task executor preference), so reads and writes cost no
+// runs isolated to its connection, on the connection's loop, so reads and writes cost no
 // thread hop.
 import Torus
 
@@ -44,11 +44,13 @@ struct UsageError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// Echoes one connection until the peer finishes sending, then closes it.
-func echo(_ connection: Connection) async {
+/// Echoes one connection until the peer finishes sending, then closes it. Runs isolated to
+/// the connection, on its event loop: each receive and write is a direct call, and the bytes
+/// go back out of the receive buffer the kernel filled, without a copy.
+func echo(_ connection: isolated Connection) async {
     do {
-        while let bytes = try await connection.read(maxBytes: 64 * 1024) {
-            try await connection.write(bytes)
+        while let bytes = try await connection.receive() {
+            try await bytes.withUnsafeBytes { try await connection.write($0) }
         }
     } catch {
         // A reset or a failed write ends this connection only.
@@ -59,8 +61,8 @@ func echo(_ connection: Connection) async {
 func serve(_ listener: Listener) async throws {
     try await withThrowingDiscardingTaskGroup { group in
         for try await connection in listener {
-            group.addTask(executorPreference: connection.eventLoop) {
-                await echo(connection)
+            group.addTask {
+                await connection.withIsolation { await echo($0) }
             }
         }
     }
@@ -88,7 +90,7 @@ func main() async -> Int32 {
         fflush(nil)  // Into a pipe, stdout is block-buffered: scripts wait for this line.
         try await withThrowingDiscardingTaskGroup { group in
             for listener in listeners {
-                group.addTask(executorPreference: listener.eventLoop) { try await serve(listener) }
+                group.addTask { try await serve(listener) }
             }
         }
         return 0

@@ -2,6 +2,7 @@
 #include <pthread.h>
 #include "CURing.h"
 #include <string.h>
+#include <sys/mman.h>
 
 torus_ring_setup_result torus_ring_setup(unsigned entries, struct io_uring *ring) {
     // Best first. TASKRUN_FLAG lets liburing see pending deferred work and enter the kernel
@@ -43,4 +44,28 @@ void torus_set_thread_name(const char *name) {
     strncpy(truncated, name, sizeof(truncated) - 1);
     truncated[sizeof(truncated) - 1] = '\0';
     pthread_setname_np(pthread_self(), truncated);
+}
+
+struct io_uring_buf_ring *torus_buf_ring_create(struct io_uring *ring, unsigned entries,
+                                                unsigned short group, int *error) {
+    size_t size = entries * sizeof(struct io_uring_buf);
+    void *memory = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    if (memory == MAP_FAILED) {
+        *error = errno;
+        return NULL;
+    }
+    struct io_uring_buf_ring *buffers = memory;
+    io_uring_buf_ring_init(buffers);
+    struct io_uring_buf_reg registration;
+    memset(&registration, 0, sizeof(registration));
+    registration.ring_addr = (unsigned long)(uintptr_t)buffers;
+    registration.ring_entries = entries;
+    registration.bgid = group;
+    int rc = io_uring_register_buf_ring(ring, &registration, 0);
+    if (rc != 0) {
+        munmap(memory, size);
+        *error = -rc;
+        return NULL;
+    }
+    return buffers;
 }

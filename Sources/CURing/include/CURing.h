@@ -45,6 +45,31 @@ static inline void torus_sqe_link_next(struct io_uring_sqe *sqe) {
     sqe->flags |= IOSQE_IO_LINK;
 }
 
+/// Lets the kernel pick a buffer from provided-buffer group `group` for this request.
+static inline void torus_sqe_select_buffer(struct io_uring_sqe *sqe, unsigned short group) {
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = group;
+}
+
+/// Maps and registers a provided-buffer ring of `entries` (a power of two) for group `group`.
+/// liburing 2.3 has no io_uring_setup_buf_ring, so this does its work. Returns NULL and sets
+/// `*error` (an errno) on failure.
+struct io_uring_buf_ring *torus_buf_ring_create(struct io_uring *ring, unsigned entries,
+                                                unsigned short group, int *error);
+
+/// Puts buffer `id` (`length` bytes at `address`) in the slot `offset` past the ring's tail;
+/// the kernel sees it after torus_buf_ring_advance.
+static inline void torus_buf_ring_add(struct io_uring_buf_ring *buffers, void *address,
+                                      unsigned length, unsigned short id, unsigned entries,
+                                      int offset) {
+    io_uring_buf_ring_add(buffers, address, length, id, io_uring_buf_ring_mask(entries), offset);
+}
+
+/// Publishes `count` buffers added since the last advance.
+static inline void torus_buf_ring_advance(struct io_uring_buf_ring *buffers, int count) {
+    io_uring_buf_ring_advance(buffers, count);
+}
+
 /// Names the calling thread (shown by top, ps, gdb); at most 15 bytes are kept.
 void torus_set_thread_name(const char *name);
 

@@ -43,6 +43,17 @@ struct Ring: ~Copyable {
         io_uring_queue_exit(ring)
     }
 
+    /// Maps and registers a provided-buffer ring (Linux 5.19+); the caller fills it and unmaps
+    /// it (`entries * sizeof(io_uring_buf)` bytes) after the ring is closed.
+    func registerBufferRing(entries: UInt32, group: UInt16) throws(TorusError) -> UnsafeMutablePointer<io_uring_buf_ring> {
+        var error: Int32 = 0
+        guard let buffers = torus_buf_ring_create(ring, entries, group, &error) else {
+            throw TorusError(.ioUringUnavailable, operation: .ringSetup, errno: error,
+                             detail: "could not register a provided-buffer ring; Torus needs Linux 6.1 or later")
+        }
+        return buffers
+    }
+
     /// Free submission entries.
     var spaceLeft: Int { Int(io_uring_sq_space_left(ring)) }
 

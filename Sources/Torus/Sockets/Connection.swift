@@ -35,11 +35,10 @@ public actor Connection {
     private var isOutputShutDown = false
     private var isReading = false
     private var isWriting = false
+    /// The multishot receive and the bytes it queued for the reader.
+    private let receiver: ConnectionReceiver
     /// Writers waiting for the one in progress to finish, oldest first.
     private var waitingWriters = FIFO<OperationID>(initialCapacity: 2)
-    /// Where ``read(maxBytes:timeout:)`` receives into before copying out; allocated on first
-    /// use and grown to the largest `maxBytes` asked for.
-    private var readBuffer: ScratchBuffer?
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor {
         eventLoop.asUnownedSerialExecutor()
@@ -50,11 +49,41 @@ public actor Connection {
         self.eventLoop = eventLoop
         self.localAddress = localAddress
         self.remoteAddress = remoteAddress
+        self.receiver = ConnectionReceiver(fd: fd, loop: eventLoop)
         if case .unix = localAddress { isTCP = false } else { isTCP = true }
     }
 
     deinit {
-        if !isClosed { eventLoop.closeDetached(fd) }
+        if !isClosed {
+            // The receive in flight holds the socket open in the kernel: cancel it first.
+            let receiver = self.receiver
+            eventLoop.execute { receiver.close() }
+            eventLoop.closeDetached(fd)
+        }
+    }
+
+    /// Runs `body` on the connection's event loop, isolated to the connection: every read
+    /// and write inside is a direct call on the loop thread, with no thread hop and no extra
+    /// loop turn.
+    ///
+    /// ```swift
+    /// group.addTask {
+    ///     await connection.withIsolation { connection in
+    ///         while let bytes = try? await connection.receive() {
+    ///             try? await bytes.withUnsafeBytes { try await connection.write($0) }
+    ///         }
+    ///         await connection.close()
+    ///     }
+    /// }
+    /// ```
+    ///
+    /// This is the fast way to write a handler. A task that merely prefers the loop
+    /// (`addTask(executorPreference: connection.eventLoop)`) also runs there, but Swift 6.3
+    /// still re-enqueues it at each step between the task and the actor.
+    public func withIsolation<Result: Sendable, Failure: Error>(
+        _ body: @Sendable (isolated Connection) async throws(Failure) -> Result
+    ) async throws(Failure) -> Result {
+        try await body(self)
     }
 
     // MARK: Connecting
@@ -129,41 +158,79 @@ public actor Connection {
 
     // MARK: Reading
 
-    /// Reads the next bytes that arrive, at most `maxBytes`.
+    /// Receives the next bytes that arrive, without copying them.
+    ///
+    /// The bytes stay in the event loop's receive buffer until the returned value is dropped;
+    /// drop it soon (a connection holding many unconsumed buffers stops receiving until it
+    /// gives some back).
     ///
     /// - Returns: The bytes, or nil at end of stream (the peer shut down its write side or
     ///   closed the connection).
     /// - Throws: ``TorusError`` (``TorusError/Kind/connectionReset``,
     ///   ``TorusError/Kind/timedOut``, ``TorusError/Kind/concurrentRead``,
     ///   ``TorusError/Kind/connectionClosed``) or `CancellationError`.
-    public func read(maxBytes: Int = 16 * 1024, timeout: Duration? = nil) async throws -> [UInt8]? {
-        precondition(maxBytes > 0, "maxBytes must be positive")
-        if readBuffer == nil || readBuffer!.bytes.count < maxBytes {
-            readBuffer = ScratchBuffer(byteCount: maxBytes)
-        }
-        let buffer = readBuffer!.bytes
-        let count = try await read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<maxBytes]), timeout: timeout)
-        return count == 0 ? nil : Array(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
+    public func receive(timeout: Duration? = nil) async throws -> ReceivedBytes? {
+        try await waitForData(timeout: timeout)
+        return receiver.take()
     }
 
-    /// Reads the next bytes that arrive into `buffer`, with no copy.
+    /// Reads the next bytes that arrive, at most `maxBytes`, into a new array.
     ///
-    /// `buffer` must stay valid until the call returns; it is not touched afterwards, even if
-    /// the task is cancelled.
+    /// - Returns: The bytes, or nil at end of stream.
+    /// - Throws: as ``receive(timeout:)``.
+    public func read(maxBytes: Int = 64 * 1024, timeout: Duration? = nil) async throws -> [UInt8]? {
+        precondition(maxBytes > 0, "maxBytes must be positive")
+        try await waitForData(timeout: timeout)
+        return receiver.hasData ? receiver.copy(maxBytes: maxBytes) : nil
+    }
+
+    /// Reads the next bytes that arrive into `buffer`.
     ///
-    /// - Returns: The number of bytes read; 0 at end of stream.
+    /// - Returns: The number of bytes read; 0 at end of stream (or if `buffer` is empty).
+    /// - Throws: as ``receive(timeout:)``.
     public func read(into buffer: UnsafeMutableRawBufferPointer, timeout: Duration? = nil) async throws -> Int {
+        guard buffer.count > 0 else { return 0 }
+        try await waitForData(timeout: timeout)
+        return receiver.copy(into: buffer)
+    }
+
+    /// Returns once bytes are queued or the stream ended; throws for everything else.
+    private func waitForData(timeout: Duration?) async throws {
         guard !isClosed else { throw TorusError(.connectionClosed, operation: .read, address: remoteAddress) }
         guard !isReading else {
             throw TorusError(.concurrentRead, operation: .read, address: remoteAddress,
                              detail: "another task is already reading from this connection")
         }
-        guard buffer.count > 0 else { return 0 }
         isReading = true
         defer { isReading = false }
-        let completion = await eventLoop.receive(fd, into: buffer, timeout: timeout)
-        guard completion.result >= 0 else { throw failure(completion, .read, timeout: timeout) }
-        return Int(completion.result)
+        let deadline = timeout.map { ContinuousClock.now + $0 }
+        while !receiver.hasData {
+            if receiver.reachedEnd { return }
+            if let failure = receiver.failure {
+                throw TorusError(errno: failure, operation: .read, address: remoteAddress)
+            }
+            let remaining = try deadline.map { deadline throws(TorusError) in
+                let remaining = deadline - .now
+                guard remaining > .zero else { throw timedOut(.read, after: timeout!) }
+                return remaining
+            }
+            switch await receiver.wait(timeout: remaining) {
+            case ConnectionReceiver.WakeReason.changed:
+                continue
+            case ConnectionReceiver.WakeReason.timedOut:
+                throw timedOut(.read, after: timeout!)
+            case ConnectionReceiver.WakeReason.closed:
+                throw TorusError(.connectionClosed, operation: .read, address: remoteAddress)
+            case -ESHUTDOWN:
+                throw TorusError(.eventLoopShutDown, operation: .read, address: remoteAddress)
+            default:
+                throw CancellationError()
+            }
+        }
+    }
+
+    private func timedOut(_ operation: TorusError.Operation, after timeout: Duration) -> TorusError {
+        TorusError(.timedOut, operation: operation, errno: ETIMEDOUT, address: remoteAddress, detail: "nothing happened within \(timeout)")
     }
 
     // MARK: Writing
@@ -242,13 +309,22 @@ public actor Connection {
         let deadline = timeout.map { ContinuousClock.now + $0 }
         try checkWritable()
         if isWriting {
-            let handOver = await eventLoop.suspend { waitingWriters.append($0) }
+            let handOver = await eventLoop.suspend { id in
+                // The writer may have finished since we looked.
+                if isWriting {
+                    waitingWriters.append(id)
+                } else {
+                    eventLoop.resume(id, with: Completion(result: 0))
+                }
+            }
             switch handOver.result {
             case 0: break
             case -ESHUTDOWN: throw TorusError(.eventLoopShutDown, operation: .write, address: remoteAddress)
             default: throw CancellationError()
             }
-            // The writer before us handed its turn over; from here we hold write access.
+            // The writer before us handed its turn over (or had finished): we hold write
+            // access from here.
+            isWriting = true
             do { try checkWritable() } catch {
                 passWriteAccessOn()
                 throw error
@@ -309,7 +385,8 @@ public actor Connection {
     public func close() async {
         guard !isClosed else { return }
         isClosed = true
-        if isReading || isWriting { eventLoop.cancelOperations(on: fd) }
+        receiver.close()
+        if isWriting { eventLoop.cancelOperations(on: fd) }
         _ = await eventLoop.close(fd)
     }
 
@@ -375,15 +452,4 @@ public actor Connection {
 
 extension Connection: CustomStringConvertible {
     public nonisolated var description: String { "Connection(\(localAddress) <-> \(remoteAddress))" }
-}
-
-/// Memory a connection owns for copying reads; freed with the connection.
-private final class ScratchBuffer {
-    let bytes: UnsafeMutableRawBufferPointer
-
-    init(byteCount: Int) {
-        bytes = .allocate(byteCount: byteCount, alignment: 16)
-    }
-
-    deinit { bytes.deallocate() }
 }

@@ -54,7 +54,16 @@ final class ListenerCore: CompletionHandler, @unchecked Sendable {
         if isClosed { return nil }
         if let failure { throw failure }
         armIfRoom()
-        let completion = await loop.suspend { waiters.append($0) }
+        let completion = await loop.suspend { id in
+            // A descriptor may have arrived since the queue was looked at.
+            if let fd = accepted.popFirst() {
+                loop.resume(id, with: Completion(result: fd))
+            } else if isClosed {
+                loop.resume(id, with: Self.closedResult)
+            } else {
+                waiters.append(id)
+            }
+        }
         switch completion.result {
         case 0...:
             armIfRoom()

@@ -1,0 +1,59 @@
+/// Bytes a connection received, still in the event loop's receive buffer the kernel wrote them
+/// to: no copy was made.
+///
+/// The value owns that buffer. Dropping or consuming it gives the buffer back to the kernel
+/// for the next receive, so keep it only as long as you need the bytes; a connection that
+/// holds many unconsumed buffers stops receiving until it gives some back.
+///
+/// ```swift
+/// while let bytes = try await connection.receive() {
+///     try await bytes.withUnsafeBytes { try await connection.write($0) }  // echo, zero copy
+/// }
+/// ```
+public struct ReceivedBytes: ~Copyable, @unchecked Sendable {
+    // @unchecked Sendable: the value only reads its immutable buffer; giving the buffer back
+    // goes through `owner.returnBuffer`, which hops to the owner's event loop when called
+    // from another thread.
+    private let owner: any ReceiveBufferOwner
+    private let bufferID: UInt16
+    private let start: UnsafeRawPointer
+    /// The number of bytes.
+    public let count: Int
+
+    init(owner: any ReceiveBufferOwner, bufferID: UInt16, start: UnsafeRawPointer, count: Int) {
+        self.owner = owner
+        self.bufferID = bufferID
+        self.start = start
+        self.count = count
+    }
+
+    deinit {
+        owner.returnBuffer(bufferID)
+    }
+
+    /// Calls `body` with the bytes. The pointer is valid only inside `body`.
+    public func withUnsafeBytes<Result, Failure: Error>(
+        _ body: (UnsafeRawBufferPointer) throws(Failure) -> Result
+    ) throws(Failure) -> Result {
+        try body(UnsafeRawBufferPointer(start: start, count: count))
+    }
+
+    /// Calls `body` with the bytes. The pointer is valid only until `body` returns.
+    public func withUnsafeBytes<Result>(
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (UnsafeRawBufferPointer) async throws -> Result
+    ) async rethrows -> Result {
+        try await body(UnsafeRawBufferPointer(start: start, count: count))
+    }
+
+    /// A copy of the bytes in an array.
+    public var array: [UInt8] {
+        Array(UnsafeRawBufferPointer(start: start, count: count))
+    }
+}
+
+/// Whoever lent a receive buffer and takes it back.
+protocol ReceiveBufferOwner: AnyObject, Sendable {
+    /// Takes buffer `id` back. Callable from any thread.
+    func returnBuffer(_ id: UInt16)
+}

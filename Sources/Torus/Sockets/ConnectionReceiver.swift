@@ -1,0 +1,219 @@
+import CURing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The receiving half of a ``Connection``: one multishot receive over the loop's provided
+/// buffers, the buffers it filled that the reader has not consumed yet, and the reader waiting
+/// for more.
+///
+/// Receiving starts with the first read and then runs ahead of the reader by at most
+/// `share` buffers: when the connection holds that many (queued here or lent out as
+/// ``ReceivedBytes``), the receive is cancelled and re-armed once the reader gives one back.
+/// When the loop runs out of buffers (`ENOBUFS`), the receiver waits for one to come back
+/// rather than retrying on a timer.
+final class ConnectionReceiver: CompletionHandler, ReceiveBufferOwner, ReceiveBufferWaiter, @unchecked Sendable {
+    // @unchecked Sendable: all state is touched on `loop`'s thread only. The one entry point
+    // callable from elsewhere, `returnBuffer`, forwards to the loop when off it.
+
+    /// Why a wait for data ended, as the result of the waiter's completion.
+    enum WakeReason {
+        /// Look again: data, end of stream or an error arrived.
+        static let changed: Int32 = 0
+        /// The read's timeout expired.
+        static let timedOut: Int32 = -ETIME
+        /// The connection was closed.
+        static let closed: Int32 = -EBADF
+    }
+
+    private struct Chunk {
+        var bufferID: UInt16
+        var offset: Int
+        var count: Int
+    }
+
+    private let fd: CInt
+    private let loop: EventLoop
+    private let share: Int
+    private var chunks = FIFO<Chunk>(initialCapacity: 4)
+    /// Buffers taken from the ring and not yet given back: queued in `chunks` or lent out.
+    private var held = 0
+    private var request: OperationID?
+    private var waiter: OperationID?
+    private var timer: OperationID?
+    private var isStarted = false
+    private var isWaitingForBuffers = false
+    private var isClosed = false
+    /// The end of the stream arrived (after the chunks queued before it).
+    private(set) var reachedEnd = false
+    /// The errno the receive failed with, after the chunks queued before it.
+    private(set) var failure: Int32?
+
+    init(fd: CInt, loop: EventLoop) {
+        self.fd = fd
+        self.loop = loop
+        self.share = max(1, loop.configuration.receiveBuffersPerConnection)
+    }
+
+    // MARK: Reader side
+
+    /// Whether bytes are queued.
+    var hasData: Bool { !chunks.isEmpty }
+
+    /// Waits until something changes (bytes, end, error), the timeout expires, the connection
+    /// closes or the task is cancelled. The result is one of ``WakeReason`` or `-ECANCELED`.
+    func wait(timeout: Duration?, isolation: isolated (any Actor)? = #isolation) async -> Int32 {
+        loop.assertInEventLoop()
+        isStarted = true
+        armIfNeeded()
+        if let timeout {
+            timer = loop.startTimer(timeout, handledBy: self)
+        }
+        let completion = await loop.suspend { id in
+            // Something may have arrived since the caller looked (the task can be suspended
+            // on its way here); if so, do not wait for more.
+            if hasData || reachedEnd || failure != nil || isClosed {
+                loop.resume(id, with: Completion(result: isClosed ? WakeReason.closed : WakeReason.changed))
+            } else {
+                waiter = id
+            }
+        }
+        waiter = nil
+        if let timer {
+            loop.requestCancel(timer)
+            self.timer = nil
+        }
+        return completion.result
+    }
+
+    /// Copies up to `destination.count` bytes of the oldest chunk; returns the count.
+    func copy(into destination: UnsafeMutableRawBufferPointer) -> Int {
+        guard var chunk = chunks.first else { return 0 }
+        let count = min(chunk.count, destination.count)
+        destination.baseAddress!.copyMemory(from: loop.receiveBufferAddress(chunk.bufferID) + chunk.offset, byteCount: count)
+        consume(&chunk, count)
+        return count
+    }
+
+    /// Up to `maxBytes` of the oldest chunk as an array.
+    func copy(maxBytes: Int) -> [UInt8] {
+        guard let chunk = chunks.first else { return [] }
+        return [UInt8](unsafeUninitializedCapacity: min(maxBytes, chunk.count)) { buffer, initialized in
+            initialized = copy(into: UnsafeMutableRawBufferPointer(buffer))
+        }
+    }
+
+    /// Hands out the oldest chunk without copying; its buffer comes back when the value is
+    /// dropped.
+    func take() -> ReceivedBytes? {
+        guard let chunk = chunks.popFirst() else { return nil }
+        let start = UnsafeRawPointer(loop.receiveBufferAddress(chunk.bufferID) + chunk.offset)
+        return ReceivedBytes(owner: self, bufferID: chunk.bufferID, start: start, count: chunk.count)
+    }
+
+    private func consume(_ chunk: inout Chunk, _ count: Int) {
+        chunk.offset += count
+        chunk.count -= count
+        if chunk.count == 0 {
+            _ = chunks.popFirst()
+            giveBack(chunk.bufferID)
+        } else {
+            _ = chunks.popFirst()
+            // Put the rest back in front: a FIFO has no "replace first", so rebuild it. This
+            // only happens when a reader asks for fewer bytes than a buffer holds.
+            var rest = FIFO<Chunk>(initialCapacity: chunks.count + 1)
+            rest.append(chunk)
+            while let next = chunks.popFirst() { rest.append(next) }
+            chunks = rest
+        }
+    }
+
+    // MARK: Buffers
+
+    func returnBuffer(_ id: UInt16) {
+        if loop.isInEventLoop {
+            giveBack(id)
+        } else {
+            loop.returnBufferFromAnotherThread(id, to: self)
+        }
+    }
+
+    private func giveBack(_ id: UInt16) {
+        held -= 1
+        loop.recycleReceiveBuffer(id)
+        armIfNeeded()
+    }
+
+    func receiveBuffersAvailable() -> Bool {
+        guard isWaitingForBuffers else { return false }
+        isWaitingForBuffers = false
+        armIfNeeded()
+        return request != nil
+    }
+
+    // MARK: Closing
+
+    /// Stops receiving, gives back queued buffers and ends a waiting reader with
+    /// ``WakeReason/closed``.
+    func close() {
+        guard !isClosed else { return }
+        isClosed = true
+        if let request { loop.requestCancel(request) }
+        if let timer { loop.requestCancel(timer) }
+        while let chunk = chunks.popFirst() { giveBack(chunk.bufferID) }
+        if let waiter { loop.resume(waiter, with: Completion(result: WakeReason.closed)) }
+    }
+
+    // MARK: Completions
+
+    private func armIfNeeded() {
+        guard isStarted, request == nil, !isClosed, !reachedEnd, failure == nil, !isWaitingForBuffers, held < share else { return }
+        request = loop.startReceiving(fd, handledBy: self)
+        if request == nil { failure = ESHUTDOWN }
+    }
+
+    func handle(_ completion: Completion, for operation: OperationID, on loop: EventLoop) {
+        if operation == timer {
+            timer = nil
+            if completion.result == -ETIME, let waiter {
+                loop.resume(waiter, with: Completion(result: WakeReason.timedOut))
+            }
+            return
+        }
+        guard operation == request else { return }  // a cancelled timer's late completion
+        if !completion.hasMore { request = nil }
+        if let bufferID = completion.bufferID {
+            held += 1
+            if isClosed {
+                giveBack(bufferID)
+            } else if completion.result > 0 {
+                chunks.append(Chunk(bufferID: bufferID, offset: 0, count: Int(completion.result)))
+            } else {
+                giveBack(bufferID)
+            }
+        }
+        if completion.result == 0 {
+            reachedEnd = true
+        } else if completion.result < 0 {
+            switch -completion.result {
+            case ENOBUFS:
+                isWaitingForBuffers = true
+                loop.waitForReceiveBuffers(self)
+            case ECANCELED:
+                break  // We paused it (share reached) or closed it.
+            default:
+                failure = -completion.result
+            }
+        }
+        if held >= share, let request, completion.hasMore {
+            // The reader is behind: stop taking buffers until it catches up.
+            loop.requestCancel(request)
+        }
+        if let waiter, hasData || reachedEnd || failure != nil {
+            self.waiter = nil
+            loop.resume(waiter, with: Completion(result: WakeReason.changed))
+        }
+        if !completion.hasMore { armIfNeeded() }
+    }
+}
+
