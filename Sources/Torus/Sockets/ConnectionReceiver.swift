@@ -10,6 +10,9 @@ import Glibc
 /// Receiving starts with the first read and then runs ahead of the reader by at most
 /// `share` buffers: when the connection holds that many (queued here or lent out as
 /// ``ReceivedBytes``), the receive is cancelled and re-armed once the reader gives one back.
+/// The kernel may fill several buffers before the cancel reaches it (a multishot receive
+/// drains what the socket holds in one pass); those are copied out and returned at once, so a
+/// connection never keeps more than its share of the ring.
 /// When the loop runs out of buffers (`ENOBUFS`), the receiver waits for one to come back
 /// rather than retrying on a timer.
 final class ConnectionReceiver: CompletionHandler, ReceiveBufferOwner, ReceiveBufferWaiter, @unchecked Sendable {
@@ -26,8 +29,14 @@ final class ConnectionReceiver: CompletionHandler, ReceiveBufferOwner, ReceiveBu
         static let closed: Int32 = -EBADF
     }
 
+    /// Received bytes waiting for the reader: in a ring buffer lent to this connection, or,
+    /// past the connection's share, copied out so the buffer could go straight back.
     private struct Chunk {
-        var bufferID: UInt16
+        enum Storage {
+            case lent(bufferID: UInt16)
+            case copied(CopiedBytes)
+        }
+        var storage: Storage
         var offset: Int
         var count: Int
     }
@@ -88,10 +97,10 @@ final class ConnectionReceiver: CompletionHandler, ReceiveBufferOwner, ReceiveBu
 
     /// Copies up to `destination.count` bytes of the oldest chunk; returns the count.
     func copy(into destination: UnsafeMutableRawBufferPointer) -> Int {
-        guard var chunk = chunks.first else { return 0 }
+        guard let chunk = chunks.first else { return 0 }
         let count = min(chunk.count, destination.count)
-        destination.baseAddress!.copyMemory(from: loop.receiveBufferAddress(chunk.bufferID) + chunk.offset, byteCount: count)
-        consume(&chunk, count)
+        destination.baseAddress!.copyMemory(from: start(of: chunk), byteCount: count)
+        consumeFirst(count)
         return count
     }
 
@@ -103,28 +112,38 @@ final class ConnectionReceiver: CompletionHandler, ReceiveBufferOwner, ReceiveBu
         }
     }
 
-    /// Hands out the oldest chunk without copying; its buffer comes back when the value is
+    /// Hands out the oldest chunk without copying; a lent buffer comes back when the value is
     /// dropped.
     func take() -> ReceivedBytes? {
         guard let chunk = chunks.popFirst() else { return nil }
-        let start = UnsafeRawPointer(loop.receiveBufferAddress(chunk.bufferID) + chunk.offset)
-        return ReceivedBytes(owner: self, bufferID: chunk.bufferID, start: start, count: chunk.count)
+        switch chunk.storage {
+        case .lent(let bufferID):
+            return ReceivedBytes(owner: self, bufferID: bufferID, start: start(of: chunk), count: chunk.count)
+        case .copied(let bytes):
+            return ReceivedBytes(owner: bytes, bufferID: 0, start: start(of: chunk), count: chunk.count)
+        }
     }
 
-    private func consume(_ chunk: inout Chunk, _ count: Int) {
+    private func start(of chunk: Chunk) -> UnsafeRawPointer {
+        switch chunk.storage {
+        case .lent(let bufferID): UnsafeRawPointer(loop.receiveBufferAddress(bufferID) + chunk.offset)
+        case .copied(let bytes): bytes.start + chunk.offset
+        }
+    }
+
+    private func consumeFirst(_ count: Int) {
+        guard var chunk = chunks.popFirst() else { return }
         chunk.offset += count
         chunk.count -= count
-        if chunk.count == 0 {
-            _ = chunks.popFirst()
-            giveBack(chunk.bufferID)
-        } else {
-            _ = chunks.popFirst()
-            // Put the rest back in front: a FIFO has no "replace first", so rebuild it. This
-            // only happens when a reader asks for fewer bytes than a buffer holds.
+        if chunk.count > 0 {
+            // Put the rest back in front. A FIFO has no "replace first", so rebuild it; this
+            // only happens when a reader asks for fewer bytes than a chunk holds.
             var rest = FIFO<Chunk>(initialCapacity: chunks.count + 1)
             rest.append(chunk)
             while let next = chunks.popFirst() { rest.append(next) }
             chunks = rest
+        } else if case .lent(let bufferID) = chunk.storage {
+            giveBack(bufferID)
         }
     }
 
@@ -160,7 +179,9 @@ final class ConnectionReceiver: CompletionHandler, ReceiveBufferOwner, ReceiveBu
         isClosed = true
         if let request { loop.requestCancel(request) }
         if let timer { loop.requestCancel(timer) }
-        while let chunk = chunks.popFirst() { giveBack(chunk.bufferID) }
+        while let chunk = chunks.popFirst() {
+            if case .lent(let bufferID) = chunk.storage { giveBack(bufferID) }
+        }
         if let waiter { loop.resume(waiter, with: Completion(result: WakeReason.closed)) }
     }
 
@@ -183,13 +204,16 @@ final class ConnectionReceiver: CompletionHandler, ReceiveBufferOwner, ReceiveBu
         guard operation == request else { return }  // a cancelled timer's late completion
         if !completion.hasMore { request = nil }
         if let bufferID = completion.bufferID {
-            held += 1
-            if isClosed {
-                giveBack(bufferID)
-            } else if completion.result > 0 {
-                chunks.append(Chunk(bufferID: bufferID, offset: 0, count: Int(completion.result)))
+            let count = Int(completion.result)
+            if isClosed || count <= 0 {
+                loop.recycleReceiveBuffer(bufferID)
+            } else if held < share {
+                held += 1
+                chunks.append(Chunk(storage: .lent(bufferID: bufferID), offset: 0, count: count))
             } else {
-                giveBack(bufferID)
+                let bytes = CopiedBytes(UnsafeRawBufferPointer(start: loop.receiveBufferAddress(bufferID), count: count))
+                loop.recycleReceiveBuffer(bufferID)
+                chunks.append(Chunk(storage: .copied(bytes), offset: 0, count: count))
             }
         }
         if completion.result == 0 {
@@ -217,3 +241,20 @@ final class ConnectionReceiver: CompletionHandler, ReceiveBufferOwner, ReceiveBu
     }
 }
 
+
+/// Received bytes copied out of a ring buffer, for a connection past its share of buffers.
+final class CopiedBytes: ReceiveBufferOwner, @unchecked Sendable {
+    // @unchecked Sendable: the memory is written once, in init, and only read afterwards.
+    let start: UnsafeRawPointer
+
+    init(_ bytes: UnsafeRawBufferPointer) {
+        let copy = UnsafeMutableRawPointer.allocate(byteCount: max(1, bytes.count), alignment: 16)
+        copy.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        start = UnsafeRawPointer(copy)
+    }
+
+    deinit { start.deallocate() }
+
+    /// Nothing to give back: the memory goes with the last reference.
+    func returnBuffer(_ id: UInt16) {}
+}
