@@ -264,6 +264,8 @@ public actor Connection {
         try await withWriteAccess(timeout: timeout) { deadline in
             var offset = 0
             while offset < buffer.count {
+                // Closed meanwhile? The descriptor number may already belong to another socket.
+                try checkWritable()
                 let remaining = try remainingTime(until: deadline)
                 let chunk = UnsafeRawBufferPointer(rebasing: buffer[offset...])
                 let completion = await eventLoop.send(fd, chunk, timeout: remaining)
@@ -283,6 +285,7 @@ public actor Connection {
         try await withWriteAccess(timeout: timeout) { deadline in
             var first = 0
             while first < vectors.count {
+                try checkWritable()
                 let remaining = try remainingTime(until: deadline)
                 // The engine copies the vectors at submission; `vectors` is not changed until
                 // the send completes.
@@ -440,9 +443,11 @@ public actor Connection {
     /// The error for a failed completion, telling cancellation, timeout and close apart.
     private func failure(_ completion: Completion, _ operation: TorusError.Operation, timeout: Duration?) -> any Error {
         let errno = -completion.result
-        guard errno == ECANCELED else { return TorusError(errno: errno, operation: operation, address: remoteAddress) }
-        if Task.isCancelled { return CancellationError() }
+        if errno == ECANCELED, Task.isCancelled { return CancellationError() }
+        // Closed by another task while this operation was in flight: whatever the kernel said
+        // (ECANCELED, EBADF), the cause is the close.
         if isClosed { return TorusError(.connectionClosed, operation: operation, address: remoteAddress) }
+        guard errno == ECANCELED else { return TorusError(errno: errno, operation: operation, address: remoteAddress) }
         if let timeout {
             return TorusError(.timedOut, operation: operation, errno: ETIMEDOUT, address: remoteAddress, detail: "nothing happened within \(timeout)")
         }
