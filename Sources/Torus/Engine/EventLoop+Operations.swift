@@ -74,8 +74,13 @@ extension EventLoop {
     /// Closes a descriptor.
     func close(_ fd: CInt, isolation: isolated (any Actor)? = #isolation) async -> Completion {
         // A close must happen even if the task is cancelled: a leaked descriptor is worse
-        // than a call that finishes after its caller lost interest.
-        await submit(cancellable: false) { sqe, _ in io_uring_prep_close(sqe, fd) }
+        // than a call that finishes after its caller lost interest. With the ring gone, the
+        // descriptor is closed directly.
+        let completion = await submit(cancellable: false) { sqe, _ in io_uring_prep_close(sqe, fd) }
+        if completion.result == -ESHUTDOWN {
+            return Completion(result: Glibc.close(fd) == 0 ? 0 : -errno)
+        }
+        return completion
     }
 
     /// A request that does nothing: one round trip through the ring.

@@ -49,6 +49,8 @@ public final class EventLoop: @unchecked Sendable {
     private let wakeFD: CInt
     private let remote = Mutex(RemoteState())
     private let wakePending = Atomic<Bool>(false)
+    /// Set once the loop thread has left its run loop, for good.
+    private let hasStopped = Atomic<Bool>(false)
 
     // --- loop thread only ---
     private var ring: Ring
@@ -76,6 +78,9 @@ public final class EventLoop: @unchecked Sendable {
     private struct RemoteState {
         var work: [RemoteWork] = []
         var hasStopped = false
+        /// Jobs for this loop's actors that arrived after it stopped (see `runAfterStop`).
+        var lateJobs: [UnownedJob] = []
+        var isRunningLateJobs = false
         var exitWaiters: [UnsafeContinuation<Void, Never>] = []
     }
 
@@ -101,9 +106,11 @@ public final class EventLoop: @unchecked Sendable {
     /// Whether the caller runs on this loop's thread.
     public var isInEventLoop: Bool { pthread_equal(pthread_self(), threadID) != 0 }
 
+    /// Checks that loop-confined state may be touched here: on the loop thread, or anywhere
+    /// once the loop has stopped (its late jobs run serially on other threads).
     @inline(__always)
     func assertInEventLoop(file: StaticString = #fileID, line: UInt = #line) {
-        precondition(isInEventLoop, "must run on \(self)", file: file, line: line)
+        precondition(isInEventLoop || hasStopped.load(ordering: .acquiring), "must run on \(self)", file: file, line: line)
     }
 }
 
@@ -257,8 +264,8 @@ extension EventLoop {
         }
         guard accepted else {
             switch work {
-            case .job:
-                fatalError("a job was enqueued on \(self) after it shut down; shut a group down only after the tasks using it have ended")
+            case .job(let job):
+                runAfterStop(job)
             case .close(let fd):
                 // No ring is left to close through.
                 Glibc.close(fd)
@@ -273,6 +280,30 @@ extension EventLoop {
         // Only the first enqueue after the loop last looked needs to wake it.
         if !wakePending.exchange(true, ordering: .acquiringAndReleasing) {
             _ = eventfd_write(wakeFD, 1)
+        }
+    }
+
+    /// Runs a job that arrived after the loop stopped. Actors on this loop still get their
+    /// jobs run one at a time, on the thread that enqueued them (a second thread only queues):
+    /// every engine operation then fails at once with `ESHUTDOWN`, so the code finds out and
+    /// ends, instead of the process trapping on an executor that is gone.
+    private func runAfterStop(_ job: UnownedJob) {
+        let shouldRun = remote.withLock { state in
+            state.lateJobs.append(job)
+            if state.isRunningLateJobs { return false }
+            state.isRunningLateJobs = true
+            return true
+        }
+        guard shouldRun else { return }
+        let serialExecutor = asUnownedSerialExecutor()
+        while let next = remote.withLock({ state -> UnownedJob? in
+            if state.lateJobs.isEmpty {
+                state.isRunningLateJobs = false
+                return nil
+            }
+            return state.lateJobs.removeFirst()
+        }) {
+            next.runSynchronously(on: serialExecutor)
         }
     }
 
@@ -324,11 +355,13 @@ extension EventLoop {
     }
 
     private func markStoppedIfIdle() -> Bool {
-        remote.withLock { state in
+        let stopped = remote.withLock { state in
             guard state.work.isEmpty else { return false }
             state.hasStopped = true
             return true
         }
+        if stopped { hasStopped.store(true, ordering: .releasing) }
+        return stopped
     }
 }
 
@@ -562,7 +595,7 @@ extension EventLoop {
 extension EventLoop: SerialExecutor, TaskExecutor {
     public func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
-        if isInEventLoop {
+        if isInEventLoop, !hasStopped.load(ordering: .relaxed) {
             readyJobs.append(job)
         } else {
             enqueueRemote(.job(job))
@@ -574,11 +607,7 @@ extension EventLoop: SerialExecutor, TaskExecutor {
     }
 
     public func checkIsolated() {
-        precondition(isInEventLoop, "expected to run on \(self)")
-    }
-
-    public func isIsolatingCurrentContext() -> Bool? {
-        isInEventLoop
+        assertInEventLoop()
     }
 }
 

@@ -69,8 +69,10 @@ public final class EventLoopGroup: Sendable {
     /// Stops every loop: pending operations are cancelled (their callers get a
     /// ``TorusError/Kind/eventLoopShutDown`` error), rings are closed and threads joined.
     ///
-    /// Call it once the tasks that use the group have ended: a job scheduled on a loop after
-    /// it stopped is a programming error and traps.
+    /// Listeners and connections on the group's loops stay usable as objects afterwards:
+    /// every operation on them fails at once with ``TorusError/Kind/eventLoopShutDown``, and
+    /// `close()` still closes their descriptors. Their code then runs on whichever thread
+    /// calls them, one job at a time.
     public func shutdown() async {
         guard beginShutdown() else { return }
         for loop in loops {
