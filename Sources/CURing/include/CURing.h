@@ -20,6 +20,10 @@
 #include <errno.h>
 
 #if __has_include(<liburing.h>)
+// The kernel's own header first: liburing's bundled copy has the same include guard and is
+// then skipped. Otherwise a module that also sees swift-system's CSystem (which includes the
+// kernel header) gets two different definitions of struct io_uring_sqe and fails to build.
+#include <linux/io_uring.h>
 #include <liburing.h>
 #else
 #error "Torus needs liburing: run `sudo apt-get install -y liburing-dev` (Debian/Ubuntu), or ./scripts/bootstrap.sh"
