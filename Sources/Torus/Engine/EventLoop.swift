@@ -75,12 +75,17 @@ public final class EventLoop: @unchecked Sendable {
         case stop
     }
 
+    private enum LateWork {
+        case job(UnownedJob)
+        case run(@Sendable () -> Void)
+    }
+
     private struct RemoteState {
         var work: [RemoteWork] = []
         var hasStopped = false
-        /// Jobs for this loop's actors that arrived after it stopped (see `runAfterStop`).
-        var lateJobs: [UnownedJob] = []
-        var isRunningLateJobs = false
+        /// Jobs and closures for this loop that arrived after it stopped (see `runAfterStop`).
+        var lateWork: [LateWork] = []
+        var isRunningLateWork = false
         var exitWaiters: [UnsafeContinuation<Void, Never>] = []
     }
 
@@ -105,6 +110,10 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Whether the caller runs on this loop's thread.
     public var isInEventLoop: Bool { pthread_equal(pthread_self(), threadID) != 0 }
+
+    /// Whether the caller is the loop itself, running: its thread, before it stopped. Only
+    /// then may loop-confined state be touched directly.
+    var isRunningLoop: Bool { isInEventLoop && !hasStopped.load(ordering: .acquiring) }
 
     /// Checks that loop-confined state may be touched here: on the loop thread, or anywhere
     /// once the loop has stopped (its late jobs run serially on other threads).
@@ -265,14 +274,14 @@ extension EventLoop {
         guard accepted else {
             switch work {
             case .job(let job):
-                runAfterStop(job)
+                runAfterStop(.job(job))
+            case .run(let work):
+                runAfterStop(.run(work))
             case .close(let fd):
                 // No ring is left to close through.
                 Glibc.close(fd)
-            case .run(let work):
-                // The loop thread has left its run loop, so nothing else touches its state.
-                work()
             case .cancel, .stop, .returnBuffer:
+                // Nothing is in flight any more, and the buffers are not needed again.
                 break
             }
             return
@@ -283,27 +292,32 @@ extension EventLoop {
         }
     }
 
-    /// Runs a job that arrived after the loop stopped. Actors on this loop still get their
-    /// jobs run one at a time, on the thread that enqueued them (a second thread only queues):
-    /// every engine operation then fails at once with `ESHUTDOWN`, so the code finds out and
-    /// ends, instead of the process trapping on an executor that is gone.
-    private func runAfterStop(_ job: UnownedJob) {
+    /// Runs work that arrived after the loop stopped. Actors on this loop still get their
+    /// jobs run, one at a time, on the thread that enqueued them (another thread arriving
+    /// meanwhile only queues its work behind): every engine operation then fails at once with
+    /// `ESHUTDOWN`, so the code finds out and ends, instead of the process trapping on an
+    /// executor that is gone. Clean-up closures (`execute`) go through the same line, so they
+    /// never touch loop-confined state at the same time as a job.
+    private func runAfterStop(_ work: LateWork) {
         let shouldRun = remote.withLock { state in
-            state.lateJobs.append(job)
-            if state.isRunningLateJobs { return false }
-            state.isRunningLateJobs = true
+            state.lateWork.append(work)
+            if state.isRunningLateWork { return false }
+            state.isRunningLateWork = true
             return true
         }
         guard shouldRun else { return }
         let serialExecutor = asUnownedSerialExecutor()
-        while let next = remote.withLock({ state -> UnownedJob? in
-            if state.lateJobs.isEmpty {
-                state.isRunningLateJobs = false
+        while let next = remote.withLock({ state -> LateWork? in
+            if state.lateWork.isEmpty {
+                state.isRunningLateWork = false
                 return nil
             }
-            return state.lateJobs.removeFirst()
+            return state.lateWork.removeFirst()
         }) {
-            next.runSynchronously(on: serialExecutor)
+            switch next {
+            case .job(let job): job.runSynchronously(on: serialExecutor)
+            case .run(let work): work()
+            }
         }
     }
 
@@ -518,7 +532,7 @@ extension EventLoop {
     /// Cancels an operation from any thread. Its waiter or handler still sees its final
     /// completion.
     func requestCancel(_ id: OperationID) {
-        if isInEventLoop {
+        if isRunningLoop {
             cancelOnLoop(id)
         } else {
             enqueueRemote(.cancel(id))
@@ -554,7 +568,7 @@ extension EventLoop {
     /// Closes `fd` through the ring without waiting for the result. Callable from any thread
     /// (deinitializers use it).
     func closeDetached(_ fd: CInt) {
-        if isInEventLoop {
+        if isRunningLoop {
             closeDetachedOnLoop(fd)
         } else {
             enqueueRemote(.close(fd))
@@ -569,9 +583,9 @@ extension EventLoop {
 
     /// Runs `work` on the loop thread soon (at once when called there). For clean-up from
     /// deinitializers, which may run on any thread. If the loop has already stopped, `work`
-    /// runs on the calling thread.
+    /// runs in line with the loop's late jobs (see `runAfterStop`).
     func execute(_ work: @escaping @Sendable () -> Void) {
-        if isInEventLoop {
+        if isRunningLoop {
             work()
         } else {
             enqueueRemote(.run(work))
@@ -595,7 +609,7 @@ extension EventLoop {
 extension EventLoop: SerialExecutor, TaskExecutor {
     public func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
-        if isInEventLoop, !hasStopped.load(ordering: .relaxed) {
+        if isRunningLoop {
             readyJobs.append(job)
         } else {
             enqueueRemote(.job(job))

@@ -150,7 +150,7 @@ final class ConnectionReceiver: CompletionHandler, ReceiveBufferOwner, ReceiveBu
     // MARK: Buffers
 
     func returnBuffer(_ id: UInt16) {
-        if loop.isInEventLoop {
+        if loop.isRunningLoop {
             giveBack(id)
         } else {
             loop.returnBufferFromAnotherThread(id, to: self)
