@@ -77,10 +77,18 @@ public actor Connection {
     /// }
     /// ```
     ///
-    /// This is the fast way to write a handler. A task that merely prefers the loop
-    /// (`addTask(executorPreference: connection.eventLoop)`) also runs there, but Swift 6.3
-    /// still re-enqueues it at each step between the task and the actor.
-    public func withIsolation<Result: Sendable, Failure: Error>(
+    /// This is the fast way to write a handler: `body` runs isolated to the connection, in a
+    /// task that prefers the connection's loop, so each operation is one loop turn and no
+    /// other thread takes part.
+    public nonisolated func withIsolation<Result: Sendable, Failure: Error>(
+        _ body: @Sendable (isolated Connection) async throws(Failure) -> Result
+    ) async throws(Failure) -> Result {
+        try await withTaskExecutorPreference(eventLoop) { () async throws(Failure) -> Result in
+            try await self.run(body)
+        }
+    }
+
+    private func run<Result: Sendable, Failure: Error>(
         _ body: @Sendable (isolated Connection) async throws(Failure) -> Result
     ) async throws(Failure) -> Result {
         try await body(self)

@@ -85,7 +85,14 @@ final class ListenerCore: CompletionHandler, @unchecked Sendable {
         if acceptRequest != nil || pauseTimer != nil {
             // Wait for the kernel's last word, so no descriptor it accepts arrives after close
             // returns. (A cancelled close skips the wait; late descriptors are closed anyway.)
-            _ = await loop.suspend { closeWaiter = $0 }
+            _ = await loop.suspend { id in
+                // It may have come while this task was on its way here.
+                if acceptRequest == nil, pauseTimer == nil {
+                    loop.resume(id, with: Completion(result: 0))
+                } else {
+                    closeWaiter = id
+                }
+            }
         }
         _ = await loop.close(fd)
         if let unixPath { unlink(unixPath) }

@@ -277,12 +277,14 @@ extension SocketAddress {
 }
 
 extension SocketAddress: CustomStringConvertible {
-    /// `127.0.0.1:8080`, `[::1]:8080` or the Unix-domain path.
+    /// `127.0.0.1:8080`, `[::1]:8080`, or the Unix-domain path (with a `unix:` prefix when
+    /// it would not otherwise read as a path), so that the text parses back to the address.
     public var description: String {
         switch self {
         case .ipv4(let host, let port): "\(host):\(port)"
         case .ipv6(let host, let port, let scope): scope == 0 ? "[\(host)]:\(port)" : "[\(host)%\(scope)]:\(port)"
-        case .unix(let path): path
+        case .unix(let path):
+            path.hasPrefix("/") || path.hasPrefix("./") || path.hasPrefix("../") ? path : "unix:" + path
         }
     }
 }
