@@ -1,0 +1,63 @@
+// swift-tools-version: 6.1
+// The Torus benchmarks: a C load generator, echo servers written with Torus, SwiftNIO and plain
+// C liburing, an idle-connection memory probe and package-benchmark micro-benchmarks.
+// Its own package so that the core package never builds SwiftNIO or package-benchmark.
+// Run everything with `Benchmarks/run` (see README.md).
+import PackageDescription
+
+let swift6: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let package = Package(
+    name: "TorusBenchmarks",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "loadgen", targets: ["LoadGen"]),
+        .executable(name: "idle-conns", targets: ["IdleConns"]),
+        .executable(name: "c-uring-echo", targets: ["CUringEcho"]),
+        .executable(name: "torus-echo", targets: ["TorusEcho"]),
+        .executable(name: "nio-echo", targets: ["NIOEcho"]),
+    ],
+    dependencies: [
+        .package(name: "Torus", path: ".."),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.0", traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        // C targets are built with -O2 in release (SwiftPM's default).
+        // Load generator: epoll, one pinned thread, verifies every echoed byte.
+        .executableTarget(name: "LoadGen"),
+        // Opens many idle connections and reports the server's RSS per connection.
+        .executableTarget(name: "IdleConns"),
+        // Plain C liburing echo server: the physical reference.
+        .executableTarget(
+            name: "CUringEcho",
+            linkerSettings: [.linkedLibrary("uring")]
+        ),
+        // Torus echo server, `--mode on-loop`, `task-group`, `isolated` or `receive`.
+        .executableTarget(
+            name: "TorusEcho",
+            dependencies: [.product(name: "Torus", package: "Torus")],
+            swiftSettings: swift6
+        ),
+        // SwiftNIO echo server, `--mode handler` or `--mode async`.
+        .executableTarget(
+            name: "NIOEcho",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swift6
+        ),
+        // package-benchmark micro-benchmarks: `swift package --package-path Benchmarks benchmark`.
+        .executableTarget(
+            name: "TorusMicro",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "Torus", package: "Torus"),
+            ],
+            path: "Benchmarks/TorusMicro",
+            swiftSettings: swift6,
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+    ]
+)
