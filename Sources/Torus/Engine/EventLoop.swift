@@ -397,6 +397,36 @@ private func eventLoopThreadMain(_ argument: UnsafeMutableRawPointer?) -> Unsafe
 // MARK: - Submitting requests
 
 extension EventLoop {
+    /// Suspends the task until operation `id` (reserved) completes. `start` runs inside the
+    /// continuation, once the slot awaits: it submits the request, or registers the wait. If
+    /// the task is cancelled meanwhile, the operation is cancelled and the call still waits
+    /// for its completion. A cancellation that came before `start` skips it.
+    ///
+    /// The closures use `isolation`, so they run isolated to the caller's actor (an async
+    /// closure that does not may run on the global executor).
+    private func awaitCompletion(
+        of id: OperationID,
+        inKernel: Bool,
+        isolation: isolated (any Actor)?,
+        _ start: () -> Void
+    ) async -> Completion {
+        await onThisLoop(isolation: isolation) {
+            await withTaskCancellationHandler(operation: {
+                await withUnsafeContinuation(isolation: isolation) { continuation in
+                    guard case .reserved(cancelRequested: false) = table.state(of: id) else {
+                        table.release(id)
+                        continuation.resume(returning: isStopping ? .loopShutDown : .cancelled)
+                        return
+                    }
+                    table.setState(.awaiting(continuation, inKernel: inKernel, cancelRequested: false), for: id)
+                    start()
+                }
+            }, onCancel: {
+                self.requestCancel(id)
+            }, isolation: isolation)
+        }
+    }
+
     /// Runs `body` with this loop as the task's preferred executor.
     ///
     /// A continuation resumed from the loop sends its task to the task's preferred executor,
@@ -486,22 +516,8 @@ extension EventLoop {
         }
         if Task.isCancelled { return .cancelled }
         let id = table.reserve()
-        // The closures use `isolation`, so they run isolated to the caller's actor (an async
-        // closure that does not may run on the global executor).
-        return await onThisLoop(isolation: isolation) {
-            await withTaskCancellationHandler(operation: {
-                await withUnsafeContinuation(isolation: isolation) { continuation in
-                    guard case .reserved(cancelRequested: false) = table.state(of: id) else {
-                        table.release(id)
-                        continuation.resume(returning: isStopping ? .loopShutDown : .cancelled)
-                        return
-                    }
-                    prepareRequest(id, timeout: timeout, arenaBytes: arenaBytes, prepare)
-                    table.setState(.awaiting(continuation, inKernel: true, cancelRequested: false), for: id)
-                }
-            }, onCancel: {
-                self.requestCancel(id)
-            }, isolation: isolation)
+        return await awaitCompletion(of: id, inKernel: true, isolation: isolation) {
+            prepareRequest(id, timeout: timeout, arenaBytes: arenaBytes, prepare)
         }
     }
 
@@ -530,20 +546,8 @@ extension EventLoop {
         if isStopping { return .loopShutDown }
         if Task.isCancelled { return .cancelled }
         let id = table.reserve()
-        return await onThisLoop(isolation: isolation) {
-            await withTaskCancellationHandler(operation: {
-                await withUnsafeContinuation(isolation: isolation) { continuation in
-                    guard case .reserved(cancelRequested: false) = table.state(of: id) else {
-                        table.release(id)
-                        continuation.resume(returning: isStopping ? .loopShutDown : .cancelled)
-                        return
-                    }
-                    table.setState(.awaiting(continuation, inKernel: false, cancelRequested: false), for: id)
-                    register(id)
-                }
-            }, onCancel: {
-                self.requestCancel(id)
-            }, isolation: isolation)
+        return await awaitCompletion(of: id, inKernel: false, isolation: isolation) {
+            register(id)
         }
     }
 
