@@ -132,18 +132,16 @@ final class ConnectionReceiver: CompletionHandler, ReceiveBufferOwner, ReceiveBu
     }
 
     private func consumeFirst(_ count: Int) {
-        guard var chunk = chunks.popFirst() else { return }
-        chunk.offset += count
-        chunk.count -= count
-        if chunk.count > 0 {
-            // Put the rest back in front. A FIFO has no "replace first", so rebuild it; this
-            // only happens when a reader asks for fewer bytes than a chunk holds.
-            var rest = FIFO<Chunk>(initialCapacity: chunks.count + 1)
-            rest.append(chunk)
-            while let next = chunks.popFirst() { rest.append(next) }
-            chunks = rest
-        } else if case .lent(let bufferID) = chunk.storage {
-            giveBack(bufferID)
+        guard let chunk = chunks.first else { return }
+        guard count < chunk.count else {
+            _ = chunks.popFirst()
+            if case .lent(let bufferID) = chunk.storage { giveBack(bufferID) }
+            return
+        }
+        // A reader asked for fewer bytes than the chunk holds: keep the rest in front.
+        chunks.updateFirst { chunk in
+            chunk.offset += count
+            chunk.count -= count
         }
     }
 

@@ -18,6 +18,12 @@ struct FIFO<Element> {
 
     var first: Element? { count == 0 ? nil : storage[head] }
 
+    /// Changes the oldest element in place. The queue must not be empty.
+    mutating func updateFirst(_ body: (inout Element) -> Void) {
+        precondition(count > 0, "updateFirst on an empty FIFO")
+        body(&storage[head]!)
+    }
+
     mutating func append(_ element: Element) {
         if count == storage.count { grow() }
         storage[(head + count) & (storage.count - 1)] = element
