@@ -29,6 +29,7 @@ extension EventLoop {
     }
 
     /// Receives at most `buffer.count` bytes. 0 means end of stream.
+    @inline(__always)
     func receive(
         _ fd: CInt, into buffer: UnsafeMutableRawBufferPointer, timeout: Duration?,
         isolation: isolated (any Actor)? = #isolation
@@ -39,6 +40,7 @@ extension EventLoop {
     }
 
     /// Sends bytes; the result may be a short count. Never raises SIGPIPE.
+    @inline(__always)
     func send(
         _ fd: CInt, _ buffer: UnsafeRawBufferPointer, timeout: Duration?,
         isolation: isolated (any Actor)? = #isolation

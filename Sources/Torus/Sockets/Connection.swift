@@ -31,14 +31,16 @@ public actor Connection {
 
     nonisolated let fd: CInt
     private let isTCP: Bool
-    private var isClosed = false
-    private var isOutputShutDown = false
-    private var isReading = false
-    private var isWriting = false
+    // `@exclusivity(unchecked)`: checked on every read and write; only the actor (on its loop)
+    // touches them, and no access overlaps another to the same property.
+    @exclusivity(unchecked) private var isClosed = false
+    @exclusivity(unchecked) private var isOutputShutDown = false
+    @exclusivity(unchecked) private var isReading = false
+    @exclusivity(unchecked) private var isWriting = false
     /// The multishot receive and the bytes it queued for the reader.
     private let receiver: ConnectionReceiver
     /// Writers waiting for the one in progress to finish, oldest first.
-    private var waitingWriters = FIFO<OperationID>(initialCapacity: 2)
+    @exclusivity(unchecked) private var waitingWriters = FIFO<OperationID>(initialCapacity: 2)
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor {
         eventLoop.asUnownedSerialExecutor()
@@ -269,16 +271,19 @@ public actor Connection {
     /// Writes the bytes in `buffer` with no copy. `buffer` must stay valid until the call
     /// returns.
     public func write(_ buffer: UnsafeRawBufferPointer, timeout: Duration? = nil) async throws {
-        try await withWriteAccess(timeout: timeout) { deadline in
-            var offset = 0
-            while offset < buffer.count {
-                // Closed meanwhile? The descriptor number may already belong to another socket.
-                try checkWritable()
-                let remaining = try remainingTime(until: deadline)
-                let chunk = UnsafeRawBufferPointer(rebasing: buffer[offset...])
-                let completion = await eventLoop.send(fd, chunk, timeout: remaining)
-                offset += try sentCount(completion, timeout: remaining)
-            }
+        // Written out rather than passed as a closure to a helper: each async call layer on
+        // this path costs an executor check and a task frame per write.
+        let deadline = timeout.map { ContinuousClock.now + $0 }
+        try await beginWriting()
+        defer { passWriteAccessOn() }
+        var offset = 0
+        while offset < buffer.count {
+            // Closed meanwhile? The descriptor number may already belong to another socket.
+            try checkWritable()
+            let remaining = try remainingTime(until: deadline)
+            let chunk = UnsafeRawBufferPointer(rebasing: buffer[offset...])
+            let completion = await eventLoop.send(fd, chunk, timeout: remaining)
+            offset += try sentCount(completion, timeout: remaining)
         }
     }
 
@@ -290,60 +295,60 @@ public actor Connection {
             bytes.isEmpty ? nil : bytes.withUnsafeBytes { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count) }
         }
         guard !vectors.isEmpty else { return }
-        try await withWriteAccess(timeout: timeout) { deadline in
-            var first = 0
-            while first < vectors.count {
-                try checkWritable()
-                let remaining = try remainingTime(until: deadline)
-                // The engine copies the vectors at submission; `vectors` is not changed until
-                // the send completes.
-                let pending = vectors.withUnsafeBufferPointer { UnsafeBufferPointer(rebasing: $0[first...]) }
-                let completion = await eventLoop.send(fd, vectors: pending, timeout: remaining)
-                var sent = try sentCount(completion, timeout: remaining)
-                while first < vectors.count, sent >= vectors[first].iov_len {
-                    sent -= vectors[first].iov_len
-                    first += 1
-                }
-                if sent > 0 {
-                    vectors[first].iov_base += sent
-                    vectors[first].iov_len -= sent
-                }
+        let deadline = timeout.map { ContinuousClock.now + $0 }
+        try await beginWriting()
+        defer { passWriteAccessOn() }
+        var first = 0
+        while first < vectors.count {
+            try checkWritable()
+            let remaining = try remainingTime(until: deadline)
+            // The engine copies the vectors at submission; `vectors` is not changed until
+            // the send completes.
+            let pending = vectors.withUnsafeBufferPointer { UnsafeBufferPointer(rebasing: $0[first...]) }
+            let completion = await eventLoop.send(fd, vectors: pending, timeout: remaining)
+            var sent = try sentCount(completion, timeout: remaining)
+            while first < vectors.count, sent >= vectors[first].iov_len {
+                sent -= vectors[first].iov_len
+                first += 1
+            }
+            if sent > 0 {
+                vectors[first].iov_base += sent
+                vectors[first].iov_len -= sent
             }
         }
     }
 
-    /// Runs `body` as the only writer, queueing behind writers already in progress.
-    private func withWriteAccess(
-        timeout: Duration?,
-        _ body: (ContinuousClock.Instant?) async throws -> Void
-    ) async throws {
-        let deadline = timeout.map { ContinuousClock.now + $0 }
+    /// Makes the caller the only writer, queueing behind writers already in progress; the
+    /// caller must call `passWriteAccessOn()` when done. Suspends only when another write is
+    /// in progress.
+    @inline(__always)
+    private func beginWriting() async throws {
         try checkWritable()
-        if isWriting {
-            let handOver = await eventLoop.suspend { id in
-                // The writer may have finished since we looked.
-                if isWriting {
-                    waitingWriters.append(id)
-                } else {
-                    eventLoop.resume(id, with: Completion(result: 0))
-                }
-            }
-            switch handOver.result {
-            case 0: break
-            case -ESHUTDOWN: throw TorusError(.eventLoopShutDown, operation: .write, address: remoteAddress)
-            default: throw CancellationError()
-            }
-            // The writer before us handed its turn over (or had finished): we hold write
-            // access from here.
-            isWriting = true
-            do { try checkWritable() } catch {
-                passWriteAccessOn()
-                throw error
+        if isWriting { try await waitForWriteTurn() }
+        isWriting = true
+    }
+
+    private func waitForWriteTurn() async throws {
+        let handOver = await eventLoop.suspend { id in
+            // The writer may have finished since we looked.
+            if isWriting {
+                waitingWriters.append(id)
+            } else {
+                eventLoop.resume(id, with: Completion(result: 0))
             }
         }
+        switch handOver.result {
+        case 0: break
+        case -ESHUTDOWN: throw TorusError(.eventLoopShutDown, operation: .write, address: remoteAddress)
+        default: throw CancellationError()
+        }
+        // The writer before us handed its turn over (or had finished): we hold write access
+        // from here.
         isWriting = true
-        defer { passWriteAccessOn() }
-        try await body(deadline)
+        do { try checkWritable() } catch {
+            passWriteAccessOn()
+            throw error
+        }
     }
 
     private func passWriteAccessOn() {

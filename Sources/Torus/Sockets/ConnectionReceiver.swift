@@ -44,19 +44,21 @@ final class ConnectionReceiver: CompletionHandler, ReceiveBufferOwner, ReceiveBu
     private let fd: CInt
     private let loop: EventLoop
     private let share: Int
-    private var chunks = FIFO<Chunk>(initialCapacity: 4)
+    // `@exclusivity(unchecked)`: read and written on every receive, on the loop thread only,
+    // and no access overlaps another to the same property (see `EventLoop`'s state).
+    @exclusivity(unchecked) private var chunks = FIFO<Chunk>(initialCapacity: 4)
     /// Buffers taken from the ring and not yet given back: queued in `chunks` or lent out.
-    private var held = 0
-    private var request: OperationID?
-    private var waiter: OperationID?
-    private var timer: OperationID?
-    private var isStarted = false
-    private var isWaitingForBuffers = false
-    private var isClosed = false
+    @exclusivity(unchecked) private var held = 0
+    @exclusivity(unchecked) private var request: OperationID?
+    @exclusivity(unchecked) private var waiter: OperationID?
+    @exclusivity(unchecked) private var timer: OperationID?
+    @exclusivity(unchecked) private var isStarted = false
+    @exclusivity(unchecked) private var isWaitingForBuffers = false
+    @exclusivity(unchecked) private var isClosed = false
     /// The end of the stream arrived (after the chunks queued before it).
-    private(set) var reachedEnd = false
+    @exclusivity(unchecked) private(set) var reachedEnd = false
     /// The errno the receive failed with, after the chunks queued before it.
-    private(set) var failure: Int32?
+    @exclusivity(unchecked) private(set) var failure: Int32?
 
     init(fd: CInt, loop: EventLoop) {
         self.fd = fd
@@ -71,6 +73,7 @@ final class ConnectionReceiver: CompletionHandler, ReceiveBufferOwner, ReceiveBu
 
     /// Waits until something changes (bytes, end, error), the timeout expires, the connection
     /// closes or the task is cancelled. The result is one of ``WakeReason`` or `-ECANCELED`.
+    @inline(__always)
     func wait(timeout: Duration?, isolation: isolated (any Actor)? = #isolation) async -> Int32 {
         loop.assertInEventLoop()
         isStarted = true
