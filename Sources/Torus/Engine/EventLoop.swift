@@ -410,7 +410,6 @@ extension EventLoop {
     ///
     /// The closures use `isolation`, so they run isolated to the caller's actor (an async
     /// closure that does not may run on the global executor).
-    @inline(__always)
     private func awaitCompletion(
         of id: OperationID,
         inKernel: Bool,

@@ -205,41 +205,55 @@ public actor Connection {
     }
 
     /// Returns once bytes are queued or the stream ended; throws for everything else.
+    ///
+    /// Errors are made by the non-inlined helpers below: an error value built here would take
+    /// a slot in this async function's frame, which every suspended reader keeps allocated.
     private func waitForData(timeout: Duration?) async throws {
-        guard !isClosed else { throw TorusError(.connectionClosed, operation: .read, address: remoteAddress) }
-        guard !isReading else {
-            throw TorusError(.concurrentRead, operation: .read, address: remoteAddress,
-                             detail: "another task is already reading from this connection")
-        }
+        if isClosed || isReading { throw readRefusal() }
         isReading = true
         defer { isReading = false }
         let deadline = timeout.map { ContinuousClock.now + $0 }
         while !receiver.hasData {
             if receiver.reachedEnd { return }
-            if let failure = receiver.failure {
-                throw TorusError(errno: failure, operation: .read, address: remoteAddress)
+            if let failure = receiver.failure { throw readFailure(errno: failure) }
+            var remaining: Duration?
+            if let deadline, let timeout {
+                remaining = deadline - .now
+                if remaining! <= .zero { throw timedOut(.read, after: timeout) }
             }
-            let remaining = try deadline.map { deadline throws(TorusError) in
-                let remaining = deadline - .now
-                guard remaining > .zero else { throw timedOut(.read, after: timeout!) }
-                return remaining
-            }
-            switch await receiver.wait(timeout: remaining) {
-            case ConnectionReceiver.WakeReason.changed:
-                continue
-            case ConnectionReceiver.WakeReason.timedOut:
-                throw timedOut(.read, after: timeout!)
-            case ConnectionReceiver.WakeReason.closed:
-                throw TorusError(.connectionClosed, operation: .read, address: remoteAddress)
-            case -ESHUTDOWN:
-                throw TorusError(.eventLoopShutDown, operation: .read, address: remoteAddress)
-            default:
-                throw CancellationError()
-            }
+            let reason = await receiver.wait(timeout: remaining)
+            if reason != ConnectionReceiver.WakeReason.changed { throw readWakeFailure(reason, timeout: timeout) }
         }
     }
 
-    private func timedOut(_ operation: TorusError.Operation, after timeout: Duration) -> TorusError {
+    @inline(never)
+    private func readRefusal() -> any Error {
+        if isClosed { return TorusError(.connectionClosed, operation: .read, address: remoteAddress) }
+        return TorusError(.concurrentRead, operation: .read, address: remoteAddress,
+                          detail: "another task is already reading from this connection")
+    }
+
+    @inline(never)
+    private func readFailure(errno: Int32) -> any Error {
+        TorusError(errno: errno, operation: .read, address: remoteAddress)
+    }
+
+    @inline(never)
+    private func readWakeFailure(_ reason: Int32, timeout: Duration?) -> any Error {
+        switch reason {
+        case ConnectionReceiver.WakeReason.timedOut:
+            timedOut(.read, after: timeout ?? .zero)
+        case ConnectionReceiver.WakeReason.closed:
+            TorusError(.connectionClosed, operation: .read, address: remoteAddress)
+        case -ESHUTDOWN:
+            TorusError(.eventLoopShutDown, operation: .read, address: remoteAddress)
+        default:
+            CancellationError()
+        }
+    }
+
+    @inline(never)
+    private func timedOut(_ operation: TorusError.Operation, after timeout: Duration) -> any Error {
         TorusError(.timedOut, operation: operation, errno: ETIMEDOUT, address: remoteAddress, detail: "nothing happened within \(timeout)")
     }
 
@@ -358,28 +372,45 @@ public actor Connection {
         isWriting = false
     }
 
-    private func checkWritable() throws(TorusError) {
-        guard !isClosed else { throw TorusError(.connectionClosed, operation: .write, address: remoteAddress) }
-        guard !isOutputShutDown else {
-            throw TorusError(.connectionClosed, operation: .write, address: remoteAddress, detail: "the write side was shut down")
-        }
+    // The write path's checks throw untyped errors made out of line, so that the async
+    // writers calling them keep no error value in their frames (see `waitForData`).
+
+    @inline(__always)
+    private func checkWritable() throws {
+        if isClosed || isOutputShutDown { throw writeRefusal() }
     }
 
-    private func remainingTime(until deadline: ContinuousClock.Instant?) throws(TorusError) -> Duration? {
+    @inline(never)
+    private func writeRefusal() -> any Error {
+        if isClosed { return TorusError(.connectionClosed, operation: .write, address: remoteAddress) }
+        return TorusError(.connectionClosed, operation: .write, address: remoteAddress, detail: "the write side was shut down")
+    }
+
+    @inline(__always)
+    private func remainingTime(until deadline: ContinuousClock.Instant?) throws -> Duration? {
         guard let deadline else { return nil }
         let remaining = deadline - .now
-        guard remaining > .zero else { throw TorusError(.timedOut, operation: .write, errno: ETIMEDOUT, address: remoteAddress) }
+        if remaining <= .zero { throw writeTimedOut() }
         return remaining
     }
 
+    @inline(never)
+    private func writeTimedOut() -> any Error {
+        TorusError(.timedOut, operation: .write, errno: ETIMEDOUT, address: remoteAddress)
+    }
+
+    @inline(__always)
     private func sentCount(_ completion: Completion, timeout: Duration?) throws -> Int {
-        guard completion.result > 0 else {
-            if completion.result == 0 {
-                throw TorusError(.connectionReset, operation: .write, address: remoteAddress, detail: "the socket accepted no bytes")
-            }
-            throw failure(completion, .write, timeout: timeout)
-        }
+        if completion.result <= 0 { throw sendFailure(completion, timeout: timeout) }
         return Int(completion.result)
+    }
+
+    @inline(never)
+    private func sendFailure(_ completion: Completion, timeout: Duration?) -> any Error {
+        if completion.result == 0 {
+            return TorusError(.connectionReset, operation: .write, address: remoteAddress, detail: "the socket accepted no bytes")
+        }
+        return failure(completion, .write, timeout: timeout)
     }
 
     // MARK: Closing
