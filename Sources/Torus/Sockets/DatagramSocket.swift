@@ -217,18 +217,16 @@ public actor DatagramSocket {
         if let error = receiver.takeError() {
             throw TorusError(errno: error, operation: .send, address: remoteAddress)
         }
-        let completion: Completion
+        let target = try address.map { address throws(TorusError) in try destination(address, operation: .send).sockaddr() }
+        guard target != nil || remoteAddress != nil else {
+            throw TorusError(.invalidArgument, operation: .send, errno: EDESTADDRREQ,
+                             detail: "the socket is not connected: pass the address to send to")
+        }
         sendsInFlight += 1
-        if let address {
-            let (storage, length) = try destination(address, operation: .send).sockaddr()
-            completion = await eventLoop.send(fd, buffer, to: storage, length: length, timeout: timeout)
+        let completion = if let (storage, length) = target {
+            await eventLoop.send(fd, buffer, to: storage, length: length, timeout: timeout)
         } else {
-            guard remoteAddress != nil else {
-                sendsInFlight -= 1
-                throw TorusError(.invalidArgument, operation: .send, errno: EDESTADDRREQ,
-                                 detail: "the socket is not connected: pass the address to send to")
-            }
-            completion = await eventLoop.send(fd, buffer, timeout: timeout)
+            await eventLoop.send(fd, buffer, timeout: timeout)
         }
         sendsInFlight -= 1
         guard completion.result >= 0 else {
