@@ -42,6 +42,7 @@ public actor DatagramSocket {
     private var sendsInFlight = 0
     private let receiver: DatagramReceiver
 
+    /// The socket's event loop, which runs all of its code.
     public nonisolated var unownedExecutor: UnownedSerialExecutor {
         eventLoop.asUnownedSerialExecutor()
     }
@@ -367,5 +368,6 @@ public actor DatagramSocket {
 }
 
 extension DatagramSocket: CustomStringConvertible {
+    /// `DatagramSocket(ADDRESS)`, with the bound address.
     public nonisolated var description: String { "DatagramSocket(\(localAddress))" }
 }
