@@ -14,6 +14,8 @@ let package = Package(
         .library(name: "Torus", targets: ["Torus"]),
         .executable(name: "echo-server", targets: ["EchoServer"]),
         .executable(name: "echo-client", targets: ["EchoClient"]),
+        .executable(name: "udp-echo-server", targets: ["UDPEchoServer"]),
+        .executable(name: "udp-client", targets: ["UDPClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
@@ -42,6 +44,18 @@ let package = Package(
             name: "EchoClient",
             dependencies: ["Torus"],
             path: "Examples/EchoClient",
+            swiftSettings: strictSwift
+        ),
+        .executableTarget(
+            name: "UDPEchoServer",
+            dependencies: ["Torus"],
+            path: "Examples/UDPEchoServer",
+            swiftSettings: strictSwift
+        ),
+        .executableTarget(
+            name: "UDPClient",
+            dependencies: ["Torus"],
+            path: "Examples/UDPClient",
             swiftSettings: strictSwift
         ),
         .testTarget(

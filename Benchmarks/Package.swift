@@ -16,6 +16,9 @@ let package = Package(
         .executable(name: "c-uring-echo", targets: ["CUringEcho"]),
         .executable(name: "torus-echo", targets: ["TorusEcho"]),
         .executable(name: "nio-echo", targets: ["NIOEcho"]),
+        .executable(name: "udp-loadgen", targets: ["UDPLoadGen"]),
+        .executable(name: "torus-udp-echo", targets: ["TorusUDPEcho"]),
+        .executable(name: "nio-udp-echo", targets: ["NIOUDPEcho"]),
     ],
     dependencies: [
         .package(name: "Torus", path: ".."),
@@ -42,6 +45,23 @@ let package = Package(
         // SwiftNIO echo server, `--mode handler` or `--mode async`.
         .executableTarget(
             name: "NIOEcho",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swift6
+        ),
+        // UDP load generator: epoll, connected sockets with a window each, checks every byte.
+        .executableTarget(name: "UDPLoadGen"),
+        // Torus UDP echo server: one loop, zero-copy receive, send from the receive buffer.
+        .executableTarget(
+            name: "TorusUDPEcho",
+            dependencies: [.product(name: "Torus", package: "Torus")],
+            swiftSettings: swift6
+        ),
+        // SwiftNIO UDP echo server: DatagramBootstrap, one thread, a ChannelInboundHandler.
+        .executableTarget(
+            name: "NIOUDPEcho",
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

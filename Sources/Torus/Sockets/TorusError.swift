@@ -54,6 +54,8 @@ public struct TorusError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let eventLoopShutDown = Kind("event loop shut down")
         /// An invalid argument or option value.
         public static let invalidArgument = Kind("invalid argument")
+        /// A datagram is larger than the socket can send in one piece (`EMSGSIZE`).
+        public static let messageTooLong = Kind("message too long")
         /// Any other system error; see ``TorusError/errno``.
         public static let system = Kind("system error")
     }
@@ -76,6 +78,14 @@ public struct TorusError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let read = Operation("read")
         public static let write = Operation("write")
         public static let shutdown = Operation("shutdown")
+        /// Sending a datagram.
+        public static let send = Operation("send")
+        /// Receiving a datagram.
+        public static let receive = Operation("receive")
+        /// Joining a multicast group.
+        public static let joinGroup = Operation("join multicast group")
+        /// Leaving a multicast group.
+        public static let leaveGroup = Operation("leave multicast group")
         public static let close = Operation("close")
         public static let sleep = Operation("sleep")
     }
@@ -115,6 +125,7 @@ public struct TorusError: Error, Hashable, Sendable, CustomStringConvertible {
         case EMFILE, ENFILE: .tooManyOpenFiles
         case ESHUTDOWN: .eventLoopShutDown
         case EINVAL: .invalidArgument
+        case EMSGSIZE: .messageTooLong
         default: .system
         }
     }
