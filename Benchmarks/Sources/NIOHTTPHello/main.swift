@@ -36,9 +36,13 @@ final class HelloHandler: ChannelInboundHandler {
             let response = HTTPResponseHead(version: head.version, status: found ? .ok : .notFound, headers: headers)
             context.write(wrapOutboundOut(.head(response)), promise: nil)
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
-            let keepAlive = head.isKeepAlive
-            context.write(wrapOutboundOut(.end(nil))).whenComplete { _ in
-                if !keepAlive { context.close(promise: nil) }
+            if head.isKeepAlive {
+                context.write(wrapOutboundOut(.end(nil)), promise: nil)
+            } else {
+                let written = context.eventLoop.makePromise(of: Void.self)
+                context.write(wrapOutboundOut(.end(nil)), promise: written)
+                let loopContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+                written.futureResult.whenComplete { _ in loopContext.value.close(promise: nil) }
             }
             self.head = nil
         }
@@ -67,8 +71,9 @@ let channel = try await ServerBootstrap(group: group)
     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
     .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
     .childChannelInitializer { channel in
-        channel.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMap {
-            channel.pipeline.addHandler(HelloHandler())
+        channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+            try channel.pipeline.syncOperations.addHandler(HelloHandler())
         }
     }
     .bind(host: host, port: port)
