@@ -48,6 +48,10 @@ enum ChatClientHandler {
                     pending.consume(maxLineLength)
                     await room.say(Array(piece), from: id)
                 }
+                // The room calls above do not suspend (same loop): let the writers the lines
+                // woke drain their outboxes before this client's next bytes, or a flood from
+                // one sender would fill fast readers' outboxes too.
+                await Task.yield()
             }
         } catch {
             // Reset, or closed by the room: the client leaves.

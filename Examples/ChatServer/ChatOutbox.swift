@@ -3,18 +3,20 @@ import Synchronization
 /// The lines waiting to be written to one chat client: a bounded queue filled by the room
 /// (from whichever loop the sender is on) and drained by the client's own writer task.
 ///
-/// Bounded so that a client that does not read cannot make the server hold an unbounded
-/// backlog for it: when it holds `capacity` lines and another arrives, ``push(_:)`` refuses
-/// it, and the room drops that client. A `Mutex` guards the state because the room and the
+/// Bounded in bytes so that a client that does not read cannot make the server hold an
+/// unbounded backlog for it: when a line would take it past `capacity` bytes, ``push(_:)``
+/// refuses it, and the room drops that client. (Bytes rather than lines: one 16 KiB receive
+/// can hold thousands of short lines, so a line count would drop fast readers too.) A `Mutex` guards the state because the room and the
 /// writer may run on different loops.
 final class ChatOutbox: Sendable {
     private struct State {
         var lines: [[UInt8]] = []
+        var bytes = 0
         var waiter: UnsafeContinuation<[[UInt8]]?, Never>?
         var closed = false
     }
 
-    /// The most lines held for a client that is not keeping up.
+    /// The most bytes held for a client that is not keeping up.
     let capacity: Int
     private let state = Mutex(State())
 
@@ -26,12 +28,13 @@ final class ChatOutbox: Sendable {
     /// closed or full (the client is not keeping up).
     func push(_ line: [UInt8]) -> Bool {
         let (accepted, waiter): (Bool, UnsafeContinuation<[[UInt8]]?, Never>?) = state.withLock { state in
-            guard !state.closed, state.lines.count < capacity else { return (false, nil) }
+            guard !state.closed, state.bytes + line.count <= capacity || state.lines.isEmpty else { return (false, nil) }
             if let waiter = state.waiter {
                 state.waiter = nil
                 return (true, waiter)
             }
             state.lines.append(line)
+            state.bytes += line.count
             return (true, nil)
         }
         waiter?.resume(returning: [line])  // Outside the lock: the writer may run at once.
@@ -54,7 +57,10 @@ final class ChatOutbox: Sendable {
         await withUnsafeContinuation { continuation in
             let ready: [[UInt8]]?? = state.withLock { state in
                 if !state.lines.isEmpty {
-                    defer { state.lines.removeAll(keepingCapacity: true) }
+                    defer {
+                        state.lines.removeAll(keepingCapacity: true)
+                        state.bytes = 0
+                    }
                     return .some(state.lines)
                 }
                 if state.closed { return .some(nil) }
