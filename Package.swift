@@ -16,6 +16,10 @@ let package = Package(
         .executable(name: "echo-client", targets: ["EchoClient"]),
         .executable(name: "udp-echo-server", targets: ["UDPEchoServer"]),
         .executable(name: "udp-client", targets: ["UDPClient"]),
+        .executable(name: "http-hello", targets: ["HTTPHello"]),
+        .executable(name: "kv-server", targets: ["KVServer"]),
+        .executable(name: "chat-server", targets: ["ChatServer"]),
+        .executable(name: "tcp-proxy", targets: ["TCPProxy"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
@@ -56,6 +60,49 @@ let package = Package(
             name: "UDPClient",
             dependencies: ["Torus"],
             path: "Examples/UDPClient",
+            swiftSettings: strictSwift
+        ),
+        // The examples' protocol code (HTTP/1.1 and RESP parsers, option parsing), free of
+        // Torus so that its tests need no sockets.
+        .target(
+            name: "ExampleProtocols",
+            path: "Examples/Shared/ExampleProtocols",
+            swiftSettings: strictSwift
+        ),
+        // What the example servers share on top of Torus: binding, the listening line, serving.
+        .target(
+            name: "ExampleServing",
+            dependencies: ["Torus", "ExampleProtocols"],
+            path: "Examples/Shared/ExampleServing",
+            swiftSettings: strictSwift
+        ),
+        .executableTarget(
+            name: "HTTPHello",
+            dependencies: ["Torus", "ExampleProtocols", "ExampleServing"],
+            path: "Examples/HTTPHello",
+            swiftSettings: strictSwift
+        ),
+        .executableTarget(
+            name: "KVServer",
+            dependencies: ["Torus", "ExampleProtocols", "ExampleServing"],
+            path: "Examples/KVServer",
+            swiftSettings: strictSwift
+        ),
+        .executableTarget(
+            name: "ChatServer",
+            dependencies: ["Torus", "ExampleProtocols", "ExampleServing"],
+            path: "Examples/ChatServer",
+            swiftSettings: strictSwift
+        ),
+        .executableTarget(
+            name: "TCPProxy",
+            dependencies: ["Torus", "ExampleProtocols", "ExampleServing"],
+            path: "Examples/TCPProxy",
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "ExampleProtocolsTests",
+            dependencies: ["ExampleProtocols"],
             swiftSettings: strictSwift
         ),
         .testTarget(

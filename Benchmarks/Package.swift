@@ -19,10 +19,14 @@ let package = Package(
         .executable(name: "udp-loadgen", targets: ["UDPLoadGen"]),
         .executable(name: "torus-udp-echo", targets: ["TorusUDPEcho"]),
         .executable(name: "nio-udp-echo", targets: ["NIOUDPEcho"]),
+        .executable(name: "hummingbird-hello", targets: ["HummingbirdHello"]),
+        .executable(name: "nio-http-hello", targets: ["NIOHTTPHello"]),
     ],
     dependencies: [
         .package(name: "Torus", path: ".."),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        // The HTTP comparison for `run --http`; traits off: no swift-configuration, no Foundation extras.
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", exact: "2.28.1", traits: []),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.0", traits: ["MallocInterposer"]),
     ],
     targets: [
@@ -64,6 +68,26 @@ let package = Package(
             name: "NIOUDPEcho",
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swift6
+        ),
+        // Hummingbird 2 `Hello, World!` server, the framework reference for `run --http`.
+        .executableTarget(
+            name: "HummingbirdHello",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swift6
+        ),
+        // Raw SwiftNIO HTTP/1.1 `Hello, World!` server (NIOHTTP1 pipeline + one handler).
+        .executableTarget(
+            name: "NIOHTTPHello",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swift6

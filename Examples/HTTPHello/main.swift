@@ -1,0 +1,32 @@
+// http-hello: an HTTP/1.1 server that answers `GET /` with `Hello, World!`.
+//
+//   swift run -c release http-hello [--host 127.0.0.1] [--port 8080] [--threads 1] [--idle-timeout 60]
+//
+// Keep-alive and pipelining (the answers to every request that arrived in one read go out in
+// one write, in order), Content-Length and chunked request bodies, `Connection: close` and
+// HTTP/1.0's default close. Unknown paths get 404; a malformed request gets 400, headers
+// over 16 KiB get 431, and the connection is closed after either. A keep-alive connection
+// that sends nothing for --idle-timeout seconds is closed. The parser is
+// `HTTPRequestParser` in the ExampleProtocols target.
+import ExampleProtocols
+import ExampleServing
+import Torus
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+func main() async -> Int32 {
+    await ExampleServer.run(name: "http-hello") {
+        let options = try ExampleOptions(
+            CommandLine.arguments.dropFirst(), accepting: ["host", "port", "threads", "idle-timeout"],
+            usage: "usage: http-hello [--host ADDRESS] [--port PORT] [--threads N] [--idle-timeout SECONDS]")
+        let idleTimeout = try options.seconds("idle-timeout", default: .seconds(60))
+        let listeners = try await ExampleServer.bind(name: "http-hello", options: options, defaultPort: 8080)
+        try await ExampleServer.serve(listeners) { connection in
+            await connection.withIsolation { await HTTPHelloHandler.serve($0, idleTimeout: idleTimeout) }
+        }
+    }
+}
+
+exit(await main())

@@ -1,0 +1,44 @@
+import Torus
+
+/// Relays one accepted connection to the upstream server: both directions copied at once,
+/// end of stream passed on as a half-close, and any error (a reset, a failed write) closing
+/// both sides.
+enum ProxyRelay {
+    static let connectTimeout = Duration.seconds(5)
+
+    static func serve(_ client: Connection, upstream: SocketAddress) async {
+        let server: Connection
+        do {
+            // On the client's loop: both pumps then run there, and a write to the other side
+            // is a call on the same executor, no thread hop.
+            server = try await Connection.connect(to: upstream, timeout: connectTimeout, on: client.eventLoop)
+        } catch {
+            await client.close()
+            return
+        }
+        await withDiscardingTaskGroup { group in
+            group.addTask { await pump(from: client, to: server) }
+            group.addTask { await pump(from: server, to: client) }
+        }
+        await client.close()
+        await server.close()
+    }
+
+    /// Copies `source` to `sink` until end of stream, then shuts down `sink`'s write side so
+    /// its peer sees the end too. On an error closes both, which also ends the other pump.
+    private static func pump(from source: Connection, to sink: Connection) async {
+        await source.withIsolation { source in
+            do {
+                while let bytes = try await source.receive() {
+                    // Straight from the receive buffer, no copy: the buffer stays ours until
+                    // the write has returned.
+                    try await bytes.withUnsafeBytes { try await sink.write(UnsafeSendableBytes($0)) }
+                }
+                try await sink.shutdown(.write)
+            } catch {
+                await source.close()
+                await sink.close()
+            }
+        }
+    }
+}
