@@ -30,9 +30,8 @@ enum ProxyRelay {
         await source.withIsolation { source in
             do {
                 while let bytes = try await source.receive() {
-                    // Straight from the receive buffer, no copy: the buffer stays ours until
-                    // the write has returned.
-                    try await bytes.withUnsafeBytes { try await sink.write(UnsafeSendableBytes($0)) }
+                    // Straight from the receive buffer, no copy.
+                    try await sink.write(bytes)
                 }
                 try await sink.shutdown(.write)
             } catch {

@@ -68,6 +68,30 @@ extension TorusTests {
             return received
         }
 
+        @Test func receivedBytesRelayedToAnotherConnectionArriveIntactAndFreeTheirBuffers() async throws {
+            // A tiny ring: if relaying kept buffers, the 1 MiB below could not get through.
+            let group = try Self.smallBufferGroup(count: 8, perConnection: 4)
+            let loop = group.loops[0]
+            let listener = try await Listener(bindingTo: .ipv4(.loopback, port: 0), on: loop)
+            let (source, sourcePeer) = try await Self.pair(on: loop, listener: listener)
+            let (sinkPeer, sink) = try await Self.pair(on: loop, listener: listener)
+
+            let payload = randomBytes(1 << 20)
+            async let sent: Void = { try await source.write(payload); try await source.shutdown(.write) }()
+            async let arrived = sink.readToEnd()
+            await sourcePeer.withIsolation { sourcePeer in
+                while let bytes = try? await sourcePeer.receive() {
+                    try? await sinkPeer.write(bytes)
+                }
+                try? await sinkPeer.shutdown(.write)
+            }
+            try await sent
+            expectSameBytes(try await arrived, payload, "the relayed bytes")
+            for connection in [source, sourcePeer, sink, sinkPeer] { await connection.close() }
+            await listener.close()
+            await group.shutdown()
+        }
+
         @Test func slowReaderHoldingItsShareDoesNotStarveOtherConnections() async throws {
             let group = try Self.smallBufferGroup(count: 32, perConnection: 8)
             let loop = group.loops[0]

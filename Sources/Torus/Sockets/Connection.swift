@@ -282,6 +282,18 @@ public actor Connection {
         try await write(bytes as? [UInt8] ?? Array(bytes), timeout: timeout)
     }
 
+    /// Writes received bytes with no copy, from the receive buffer they arrived in: also
+    /// bytes another connection received, which makes a proxy zero-copy.
+    ///
+    /// ```swift
+    /// while let bytes = try await upstream.receive() {
+    ///     try await downstream.write(bytes)
+    /// }
+    /// ```
+    public func write(_ bytes: borrowing ReceivedBytes, timeout: Duration? = nil) async throws {
+        try await bytes.withUnsafeBytes { buffer in try await write(buffer, timeout: timeout) }
+    }
+
     /// Writes the bytes in `buffer` with no copy. `buffer` must stay valid until the call
     /// returns.
     public func write(_ buffer: UnsafeRawBufferPointer, timeout: Duration? = nil) async throws {
