@@ -2,7 +2,7 @@
 //
 //   torus-echo --mode on-loop|task-group|isolated|receive [--port 7000] [--host 127.0.0.1]
 //
-// One event loop thread (`EventLoopGroup(loopCount: 1)`), the listener on that loop.
+// One event loop thread (`EventLoopGroup(loopCount: 1, configuration: arguments.configuration)`), the listener on that loop.
 //
 // - `on-loop`: the accept loop and every connection handler run on the connection's event loop
 //   (`group.addTask(executorPreference: connection.eventLoop)`); echo with
@@ -34,8 +34,10 @@ struct Arguments {
     var mode = Mode.onLoop
     var host = "127.0.0.1"
     var port: UInt16 = 7000
+    /// The loop's tuning; `--buffers` and `--buffer-size` change its receive buffers.
+    var configuration = EventLoop.Configuration()
 
-    static let usage = "usage: torus-echo --mode on-loop|task-group|isolated|receive [--port PORT] [--host ADDRESS]"
+    static let usage = "usage: torus-echo --mode on-loop|task-group|isolated|receive [--port PORT] [--host ADDRESS] [--buffers N] [--buffer-size BYTES]"
 
     init(_ arguments: [String]) throws(UsageError) {
         var remaining = arguments.makeIterator()
@@ -49,6 +51,14 @@ struct Arguments {
             case "--port":
                 guard let port = UInt16(value) else { throw UsageError("--port must be 0...65535, not \(value)") }
                 self.port = port
+            case "--buffers":
+                guard let count = Int(value), count > 0, count & (count - 1) == 0, count <= 32768 else {
+                    throw UsageError("--buffers must be a power of two up to 32768, not \(value)")
+                }
+                configuration.receiveBufferCount = count
+            case "--buffer-size":
+                guard let size = Int(value), size >= 512 else { throw UsageError("--buffer-size must be at least 512, not \(value)") }
+                configuration.receiveBufferSize = size
             default: throw UsageError("unknown option \(flag)\n\(Self.usage)")
             }
         }
