@@ -19,6 +19,8 @@ public struct ReceivedBytes: ~Copyable, @unchecked Sendable {
     private let start: UnsafeRawPointer
     /// The number of bytes.
     public let count: Int
+    /// Set when the buffer was handed on with `handOver()`: the new holder gives it back.
+    private var isHandedOver = false
 
     init(owner: any ReceiveBufferOwner, bufferID: UInt16, start: UnsafeRawPointer, count: Int) {
         self.owner = owner
@@ -28,7 +30,14 @@ public struct ReceivedBytes: ~Copyable, @unchecked Sendable {
     }
 
     deinit {
-        owner.returnBuffer(bufferID)
+        if !isHandedOver { owner.returnBuffer(bufferID) }
+    }
+
+    /// Hands the buffer to a holder that gives it back later (a queued send), with no copy.
+    consuming func handOver() -> LentBytes {
+        let lent = LentBytes(owner: owner, bufferID: bufferID, start: start, count: count)
+        isHandedOver = true
+        return lent
     }
 
     /// Calls `body` with the bytes. The pointer is valid only inside `body`.
@@ -50,6 +59,17 @@ public struct ReceivedBytes: ~Copyable, @unchecked Sendable {
     public var array: [UInt8] {
         Array(UnsafeRawBufferPointer(start: start, count: count))
     }
+}
+
+/// A received buffer taken out of its ``ReceivedBytes``: the holder must call `giveBack()`
+/// exactly once.
+struct LentBytes {
+    let owner: any ReceiveBufferOwner
+    let bufferID: UInt16
+    let start: UnsafeRawPointer
+    let count: Int
+
+    func giveBack() { owner.returnBuffer(bufferID) }
 }
 
 /// Whoever lent a receive buffer and takes it back.

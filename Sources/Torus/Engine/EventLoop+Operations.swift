@@ -101,6 +101,22 @@ extension EventLoop {
         }
     }
 
+    /// Starts one `sendmsg` of `vectors` whose completion goes to `handler`; the result may
+    /// be a short count. The vectors are copied at submission; the bytes they point to must
+    /// stay valid until the completion. Returns nil when the loop is stopping.
+    func startSending(_ fd: CInt, vectors: UnsafeBufferPointer<iovec>, handledBy handler: any CompletionHandler) -> OperationID? {
+        let bytes = MemoryLayout<msghdr>.stride + MemoryLayout<iovec>.stride * vectors.count + 16
+        return submit(handledBy: handler, arenaBytes: bytes) { sqe, arena in
+            let stableVectors = arena.allocate(iovec.self, count: vectors.count)
+            stableVectors.update(from: vectors.baseAddress!, count: vectors.count)
+            let message = arena.allocate(msghdr.self)
+            message.pointee = msghdr()
+            message.pointee.msg_iov = stableVectors
+            message.pointee.msg_iovlen = vectors.count
+            io_uring_prep_sendmsg(sqe, fd, message, UInt32(MSG_NOSIGNAL))
+        }
+    }
+
     /// Starts a timer whose expiry goes to `handler`. Returns nil when the loop is stopping.
     func startTimer(_ duration: Duration, handledBy handler: any CompletionHandler) -> OperationID? {
         submit(handledBy: handler, arenaBytes: MemoryLayout<__kernel_timespec>.stride) { sqe, arena in

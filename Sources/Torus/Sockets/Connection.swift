@@ -36,11 +36,10 @@ public actor Connection {
     @exclusivity(unchecked) private var isClosed = false
     @exclusivity(unchecked) private var isOutputShutDown = false
     @exclusivity(unchecked) private var isReading = false
-    @exclusivity(unchecked) private var isWriting = false
     /// The multishot receive and the bytes it queued for the reader.
     private let receiver: ConnectionReceiver
-    /// Writers waiting for the one in progress to finish, oldest first.
-    @exclusivity(unchecked) private var waitingWriters = FIFO<OperationID>(initialCapacity: 2)
+    /// Who may write now, the writers waiting, and the outbox of ``send(_:)``.
+    private let output: ConnectionOutput
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor {
         eventLoop.asUnownedSerialExecutor()
@@ -52,6 +51,7 @@ public actor Connection {
         self.localAddress = localAddress
         self.remoteAddress = remoteAddress
         self.receiver = ConnectionReceiver(fd: fd, loop: eventLoop)
+        self.output = ConnectionOutput(fd: fd, loop: eventLoop)
         if case .unix = localAddress { isTCP = false } else { isTCP = true }
     }
 
@@ -350,17 +350,18 @@ public actor Connection {
     @inline(__always)
     private func beginWriting() async throws {
         try checkWritable()
-        if isWriting { try await waitForWriteTurn() }
-        isWriting = true
+        if !output.tryBeginWriting() { try await waitForWriteTurn() }
     }
 
+    /// Waits until the output is handed to this task; it holds it when this returns.
     private func waitForWriteTurn() async throws {
         let handOver = await eventLoop.suspend { id in
-            // The writer may have finished since we looked.
-            if isWriting {
-                waitingWriters.append(id)
-            } else {
+            // The writer may have finished since we looked: then take the output now, before
+            // anyone else can.
+            if output.tryBeginWriting() {
                 eventLoop.resume(id, with: Completion(result: 0))
+            } else {
+                output.waitForTurn(id)
             }
         }
         switch handOver.result {
@@ -368,9 +369,6 @@ public actor Connection {
         case -ESHUTDOWN: throw TorusError(.eventLoopShutDown, operation: .write, address: remoteAddress)
         default: throw CancellationError()
         }
-        // The writer before us handed its turn over (or had finished): we hold write access
-        // from here.
-        isWriting = true
         do { try checkWritable() } catch {
             passWriteAccessOn()
             throw error
@@ -378,10 +376,62 @@ public actor Connection {
     }
 
     private func passWriteAccessOn() {
-        while let next = waitingWriters.popFirst() {
-            if eventLoop.resume(next, with: Completion(result: 0)) { return }
+        output.passOn()
+    }
+
+    // MARK: Queued sends
+
+    /// Sends received bytes with no copy and without waiting for the kernel: the connection
+    /// takes the buffer, queues it behind the writes made before, and returns. The buffer
+    /// goes back to its ring once sent; buffers queued while a send is in flight go out
+    /// together in one `sendmsg`.
+    ///
+    /// ```swift
+    /// while let bytes = try await connection.receive() {
+    ///     try await connection.send(bytes)   // echo: no copy, no wait for the kernel
+    /// }
+    /// try await connection.flush()
+    /// ```
+    ///
+    /// The call waits only when other writers are queued before it or the connection already
+    /// has 16 buffers queued. Writes and sends go out in the order they were made. A send
+    /// that fails in the kernel is
+    /// reported by the next `send` or ``flush()``; ``close()`` and ``shutdown(_:)`` let what
+    /// is queued go out first.
+    ///
+    /// - Throws: ``TorusError`` (``TorusError/Kind/connectionReset`` and others from an
+    ///   earlier send, ``TorusError/Kind/connectionClosed``) or `CancellationError`.
+    public func send(_ bytes: consuming ReceivedBytes) async throws {
+        try checkWritable()
+        if let failure = output.failure { throw sendFailure(Completion(result: -failure), timeout: nil) }
+        guard bytes.count > 0 else { return }
+        if !output.canJoinOutbox { try await waitForWriteTurn() }
+        output.enqueue(bytes.handOver())
+    }
+
+    /// Waits until every byte queued by ``send(_:)`` is sent.
+    ///
+    /// - Throws: the ``TorusError`` a queued send failed with, or `CancellationError`.
+    public func flush() async throws {
+        if output.hasQueuedBytes {
+            switch await waitForQueuedSends() {
+            case 0: break
+            case -ESHUTDOWN: throw TorusError(.eventLoopShutDown, operation: .write, address: remoteAddress)
+            default: throw CancellationError()
+            }
         }
-        isWriting = false
+        if let failure = output.failure { throw sendFailure(Completion(result: -failure), timeout: nil) }
+    }
+
+    /// Waits until the outbox is empty; the result is 0, or `-ECANCELED`/`-ESHUTDOWN`.
+    private func waitForQueuedSends() async -> Int32 {
+        await eventLoop.suspend { id in
+            if output.hasQueuedBytes {
+                output.waitForDrain(id)
+            } else {
+                eventLoop.resume(id, with: Completion(result: 0))
+            }
+        }.result
     }
 
     // The write path's checks throw untyped errors made out of line, so that the async
@@ -431,7 +481,11 @@ public actor Connection {
     /// stream once it has everything written before; this side can still read.
     public func shutdown(_ direction: ShutdownDirection) async throws {
         guard !isClosed else { throw TorusError(.connectionClosed, operation: .shutdown, address: remoteAddress) }
-        if direction != .read { isOutputShutDown = true }
+        if direction != .read {
+            isOutputShutDown = true
+            // What `send` queued goes out before the end of stream.
+            try await flush()
+        }
         let completion = await eventLoop.shutdown(fd, how: direction.how)
         // ENOTCONN: the peer already closed both ways; the direction is shut all the same.
         guard completion.result == 0 || completion.result == -ENOTCONN else {
@@ -440,12 +494,14 @@ public actor Connection {
     }
 
     /// Closes the connection. Reads and writes in progress end with
-    /// ``TorusError/Kind/connectionClosed``. Closing twice does nothing.
+    /// ``TorusError/Kind/connectionClosed``; bytes queued by ``send(_:)`` go out first (cancel
+    /// the closing task to close without waiting for them). Closing twice does nothing.
     public func close() async {
         guard !isClosed else { return }
         isClosed = true
         receiver.close()
-        if isWriting { eventLoop.cancelOperations(on: fd) }
+        if output.hasQueuedBytes { _ = await waitForQueuedSends() }
+        if output.isWriting { eventLoop.cancelOperations(on: fd) }
         _ = await eventLoop.close(fd)
     }
 

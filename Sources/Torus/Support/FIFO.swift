@@ -18,6 +18,12 @@ struct FIFO<Element> {
 
     var first: Element? { count == 0 ? nil : storage[head] }
 
+    /// The element `offset` places behind the oldest. `offset` must be less than `count`.
+    subscript(offset offset: Int) -> Element {
+        precondition(offset >= 0 && offset < count, "FIFO offset out of range")
+        return storage[(head + offset) & (storage.count - 1)]!
+    }
+
     /// Changes the oldest element in place. The queue must not be empty.
     mutating func updateFirst(_ body: (inout Element) -> Void) {
         precondition(count > 0, "updateFirst on an empty FIFO")
