@@ -44,16 +44,17 @@ struct UsageError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// Echoes one connection until the peer finishes sending, then closes it. Runs isolated to
-/// the connection, on its event loop: each receive and write is a direct call, and the bytes
-/// go back out of the receive buffer the kernel filled, without a copy.
+/// Echoes one connection until the peer finishes sending, then closes it (which lets what is
+/// queued go out first). Runs isolated to the connection, on its event loop: each receive and
+/// send is a direct call, and the bytes go back out of the receive buffer the kernel filled,
+/// without a copy and without waiting for each send.
 func echo(_ connection: isolated Connection) async {
     do {
         while let bytes = try await connection.receive() {
-            try await bytes.withUnsafeBytes { try await connection.write($0) }
+            try await connection.send(bytes)
         }
     } catch {
-        // A reset or a failed write ends this connection only.
+        // A reset or a failed send ends this connection only.
     }
     await connection.close()
 }

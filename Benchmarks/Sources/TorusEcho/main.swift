@@ -1,6 +1,6 @@
 // torus-echo: the Torus echo server of the benchmarks.
 //
-//   torus-echo --mode on-loop|task-group|isolated|receive [--port 7000] [--host 127.0.0.1]
+//   torus-echo --mode on-loop|task-group|isolated|receive|send [--port 7000] [--host 127.0.0.1]
 //
 // One event loop thread (`EventLoopGroup(loopCount: 1, configuration: arguments.configuration)`), the listener on that loop.
 //
@@ -15,6 +15,8 @@
 //   echo with `read(maxBytes: 65536)` then `write`.
 // - `receive`: as `isolated`, echoing with the zero-copy `receive()` and writing straight from
 //   the receive buffer (`bytes.withUnsafeBytes { try await connection.write($0) }`).
+// - `send`: as `receive`, but queueing each received buffer with `connection.send(bytes)`:
+//   no copy, no wait for the kernel, queued buffers gathered into one `sendmsg`.
 //
 // Prints "listening on PORT" once ready. SIGINT/SIGTERM end it.
 import Torus
@@ -28,6 +30,7 @@ enum Mode: String {
     case taskGroup = "task-group"
     case isolated
     case receive
+    case send
 }
 
 struct Arguments {
@@ -37,7 +40,7 @@ struct Arguments {
     /// The loop's tuning; `--buffers` and `--buffer-size` change its receive buffers.
     var configuration = EventLoop.Configuration()
 
-    static let usage = "usage: torus-echo --mode on-loop|task-group|isolated|receive [--port PORT] [--host ADDRESS] [--buffers N] [--buffer-size BYTES]"
+    static let usage = "usage: torus-echo --mode on-loop|task-group|isolated|receive|send [--port PORT] [--host ADDRESS] [--buffers N] [--buffer-size BYTES]"
 
     init(_ arguments: [String]) throws(UsageError) {
         var remaining = arguments.makeIterator()
@@ -107,6 +110,19 @@ func echoReceive(_ connection: isolated Connection) async {
     await connection.close()
 }
 
+/// Echoes with queued sends: each received buffer is handed to `send(_:)`, which returns
+/// without waiting for the kernel; closing lets the queue drain.
+func echoSend(_ connection: isolated Connection) async {
+    do {
+        while let bytes = try await connection.receive() {
+            try await connection.send(bytes)
+        }
+    } catch {
+        // A reset ends this connection only.
+    }
+    await connection.close()
+}
+
 func serveOnLoop(_ listener: Listener) async throws {
     try await withThrowingDiscardingTaskGroup { group in
         for try await connection in listener {
@@ -127,14 +143,14 @@ func serveInTaskGroup(_ listener: Listener) async throws {
     }
 }
 
-func serveIsolated(_ listener: Listener, zeroCopy: Bool) async throws {
+func serveIsolated(_ listener: Listener, mode: Mode) async throws {
     try await withThrowingDiscardingTaskGroup { group in
         for try await connection in listener {
             group.addTask {
-                if zeroCopy {
-                    await connection.withIsolation { await echoReceive($0) }
-                } else {
-                    await connection.withIsolation { await echoIsolated($0) }
+                switch mode {
+                case .receive: await connection.withIsolation { await echoReceive($0) }
+                case .send: await connection.withIsolation { await echoSend($0) }
+                default: await connection.withIsolation { await echoIsolated($0) }
                 }
             }
         }
@@ -174,10 +190,8 @@ func main() async -> Int32 {
             try await withTaskExecutorPreference(loop) { try await serveOnLoop(listener) }
         case .taskGroup:
             try await serveInTaskGroup(listener)
-        case .isolated:
-            try await serveIsolated(listener, zeroCopy: false)
-        case .receive:
-            try await serveIsolated(listener, zeroCopy: true)
+        case .isolated, .receive, .send:
+            try await serveIsolated(listener, mode: arguments.mode)
         }
         return 0
     } catch {

@@ -58,8 +58,13 @@ public actor Connection {
     deinit {
         if !isClosed {
             // The receive in flight holds the socket open in the kernel: cancel it first.
+            // Queued sends stop too: the descriptor's number may be reused once it closes.
             let receiver = self.receiver
-            eventLoop.execute { receiver.close() }
+            let output = self.output
+            eventLoop.execute {
+                receiver.close()
+                output.abandon()
+            }
             eventLoop.closeDetached(fd)
         }
     }
@@ -501,6 +506,7 @@ public actor Connection {
         isClosed = true
         receiver.close()
         if output.hasQueuedBytes { _ = await waitForQueuedSends() }
+        output.abandon()
         if output.isWriting { eventLoop.cancelOperations(on: fd) }
         _ = await eventLoop.close(fd)
     }

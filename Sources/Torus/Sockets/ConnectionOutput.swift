@@ -36,6 +36,9 @@ final class ConnectionOutput: CompletionHandler, @unchecked Sendable {
     /// The errno an outbox send failed with; the connection reports it to the next send or
     /// flush.
     @exclusivity(unchecked) private(set) var failure: Int32?
+    /// Set when the descriptor is about to close: nothing more may be sent on its number,
+    /// which the process may reuse at once.
+    @exclusivity(unchecked) private var isAbandoned = false
     private let vectors: UnsafeMutablePointer<iovec>
 
     init(fd: CInt, loop: EventLoop) {
@@ -83,8 +86,19 @@ final class ConnectionOutput: CompletionHandler, @unchecked Sendable {
     /// Whether the outbox has bytes not sent yet.
     var hasQueuedBytes: Bool { !outbox.isEmpty }
 
+    /// Stops sending before the descriptor closes: what is queued is given back unsent once
+    /// the send in flight (if any) completes.
+    func abandon() {
+        isAbandoned = true
+        if request == nil, !outbox.isEmpty { fail(ECANCELED) }
+    }
+
     /// Queues `bytes` for sending. The caller saw ``canJoinOutbox`` or holds the output.
     func enqueue(_ bytes: LentBytes) {
+        guard !isAbandoned else {
+            bytes.giveBack()
+            return
+        }
         isWriting = true
         isOutboxWriting = true
         outbox.append(bytes)
@@ -127,7 +141,13 @@ final class ConnectionOutput: CompletionHandler, @unchecked Sendable {
                 sent = 0
             }
         }
-        if outbox.isEmpty { finishOutbox() } else { sendQueued() }
+        if outbox.isEmpty {
+            finishOutbox()
+        } else if isAbandoned {
+            fail(ECANCELED)
+        } else {
+            sendQueued()
+        }
     }
 
     private func fail(_ errno: Int32) {
