@@ -103,10 +103,12 @@ extension EventLoop {
 
     /// Starts one `sendmsg` of `vectors` whose completion goes to `handler`; the result may
     /// be a short count. The vectors are copied at submission; the bytes they point to must
-    /// stay valid until the completion. Returns nil when the loop is stopping.
-    func startSending(_ fd: CInt, vectors: UnsafeBufferPointer<iovec>, handledBy handler: any CompletionHandler) -> OperationID? {
+    /// stay valid until the completion. With `timeout`, a linked timeout cancels the send when
+    /// it expires (its completion then carries `-ECANCELED`). Returns nil when the loop is
+    /// stopping.
+    func startSending(_ fd: CInt, vectors: UnsafeBufferPointer<iovec>, timeout: Duration? = nil, handledBy handler: any CompletionHandler) -> OperationID? {
         let bytes = MemoryLayout<msghdr>.stride + MemoryLayout<iovec>.stride * vectors.count + 16
-        return submit(handledBy: handler, arenaBytes: bytes) { sqe, arena in
+        return submit(handledBy: handler, timeout: timeout, arenaBytes: bytes) { sqe, arena in
             let stableVectors = arena.allocate(iovec.self, count: vectors.count)
             stableVectors.update(from: vectors.baseAddress!, count: vectors.count)
             let message = arena.allocate(msghdr.self)

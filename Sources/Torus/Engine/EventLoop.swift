@@ -542,13 +542,14 @@ extension EventLoop {
     /// an internal timer). Returns nil when the loop is stopping.
     func submit(
         handledBy handler: any CompletionHandler,
+        timeout: Duration? = nil,
         arenaBytes: Int = 0,
         _ prepare: (UnsafeMutablePointer<io_uring_sqe>, inout SubmissionArena) -> Void
     ) -> OperationID? {
         assertInEventLoop()
         if isStopping { return nil }
         let id = table.reserve()
-        prepareRequest(id, timeout: nil, arenaBytes: arenaBytes, prepare)
+        prepareRequest(id, timeout: timeout, arenaBytes: arenaBytes, prepare)
         table.setState(.handler(handler, cancelRequested: false), for: id)
         return id
     }

@@ -36,6 +36,14 @@ public actor Connection {
     @exclusivity(unchecked) private var isClosed = false
     @exclusivity(unchecked) private var isOutputShutDown = false
     @exclusivity(unchecked) private var isReading = false
+    /// Set when the connection was closed for being idle, so that the calls it ended say so.
+    @exclusivity(unchecked) private var closedIdleAfter: Duration?
+    /// Used by reads and receives that pass no timeout of their own.
+    @exclusivity(unchecked) private var readTimeout: Duration?
+    /// Used by writes that pass no timeout of their own.
+    @exclusivity(unchecked) private var writeTimeout: Duration?
+    /// Bytes written by waiting writes (`write(_:)`); the outbox and the receiver count theirs.
+    @exclusivity(unchecked) private var bytesWritten: UInt64 = 0
     /// The multishot receive and the bytes it queued for the reader.
     private let receiver: ConnectionReceiver
     /// Who may write now, the writers waiting, and the outbox of ``send(_:)``.
@@ -45,13 +53,16 @@ public actor Connection {
         eventLoop.asUnownedSerialExecutor()
     }
 
-    init(adopting fd: CInt, on eventLoop: EventLoop, localAddress: SocketAddress, remoteAddress: SocketAddress) {
+    init(adopting fd: CInt, on eventLoop: EventLoop, localAddress: SocketAddress, remoteAddress: SocketAddress, options: ConnectionOptions) {
         self.fd = fd
         self.eventLoop = eventLoop
         self.localAddress = localAddress
         self.remoteAddress = remoteAddress
         self.receiver = ConnectionReceiver(fd: fd, loop: eventLoop)
         self.output = ConnectionOutput(fd: fd, loop: eventLoop)
+        self.readTimeout = options.readTimeout
+        self.writeTimeout = options.writeTimeout
+        self.output.sendTimeout = options.writeTimeout
         if case .unix = localAddress { isTCP = false } else { isTCP = true }
     }
 
@@ -144,7 +155,7 @@ public actor Connection {
                 }
             }
             let local = SocketSyscalls.localAddress(fd) ?? address
-            return Connection(adopting: fd, on: loop, localAddress: local, remoteAddress: address)
+            return Connection(adopting: fd, on: loop, localAddress: local, remoteAddress: address, options: options)
         }
     }
 
@@ -185,7 +196,7 @@ public actor Connection {
     ///   ``TorusError/Kind/timedOut``, ``TorusError/Kind/concurrentRead``,
     ///   ``TorusError/Kind/connectionClosed``) or `CancellationError`.
     public func receive(timeout: Duration? = nil) async throws -> ReceivedBytes? {
-        try await waitForData(timeout: timeout)
+        try await waitForData(timeout: timeout ?? readTimeout)
         return receiver.take()
     }
 
@@ -195,7 +206,7 @@ public actor Connection {
     /// - Throws: as ``receive(timeout:)``.
     public func read(maxBytes: Int = 64 * 1024, timeout: Duration? = nil) async throws -> [UInt8]? {
         precondition(maxBytes > 0, "maxBytes must be positive")
-        try await waitForData(timeout: timeout)
+        try await waitForData(timeout: timeout ?? readTimeout)
         return receiver.hasData ? receiver.copy(maxBytes: maxBytes) : nil
     }
 
@@ -205,7 +216,7 @@ public actor Connection {
     /// - Throws: as ``receive(timeout:)``.
     public func read(into buffer: UnsafeMutableRawBufferPointer, timeout: Duration? = nil) async throws -> Int {
         guard buffer.count > 0 else { return 0 }
-        try await waitForData(timeout: timeout)
+        try await waitForData(timeout: timeout ?? readTimeout)
         return receiver.copy(into: buffer)
     }
 
@@ -233,7 +244,7 @@ public actor Connection {
 
     @inline(never)
     private func readRefusal() -> any Error {
-        if isClosed { return TorusError(.connectionClosed, operation: .read, address: remoteAddress) }
+        if isClosed { return closedError(.read) }
         return TorusError(.concurrentRead, operation: .read, address: remoteAddress,
                           detail: "another task is already reading from this connection")
     }
@@ -249,7 +260,7 @@ public actor Connection {
         case ConnectionReceiver.WakeReason.timedOut:
             timedOut(.read, after: timeout ?? .zero)
         case ConnectionReceiver.WakeReason.closed:
-            TorusError(.connectionClosed, operation: .read, address: remoteAddress)
+            closedError(.read)
         case -ESHUTDOWN:
             TorusError(.eventLoopShutDown, operation: .read, address: remoteAddress)
         default:
@@ -304,6 +315,7 @@ public actor Connection {
     public func write(_ buffer: UnsafeRawBufferPointer, timeout: Duration? = nil) async throws {
         // Written out rather than passed as a closure to a helper: each async call layer on
         // this path costs an executor check and a task frame per write.
+        let timeout = timeout ?? writeTimeout
         let deadline = timeout.map { ContinuousClock.now + $0 }
         try await beginWriting()
         defer { passWriteAccessOn() }
@@ -314,7 +326,9 @@ public actor Connection {
             let remaining = try remainingTime(until: deadline)
             let chunk = UnsafeRawBufferPointer(rebasing: buffer[offset...])
             let completion = await eventLoop.send(fd, chunk, timeout: remaining)
-            offset += try sentCount(completion, timeout: remaining)
+            let sent = try sentCount(completion, timeout: remaining)
+            offset += sent
+            bytesWritten &+= UInt64(sent)
         }
     }
 
@@ -326,6 +340,7 @@ public actor Connection {
             bytes.isEmpty ? nil : bytes.withUnsafeBytes { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count) }
         }
         guard !vectors.isEmpty else { return }
+        let timeout = timeout ?? writeTimeout
         let deadline = timeout.map { ContinuousClock.now + $0 }
         try await beginWriting()
         defer { passWriteAccessOn() }
@@ -338,6 +353,7 @@ public actor Connection {
             let pending = vectors.withUnsafeBufferPointer { UnsafeBufferPointer(rebasing: $0[first...]) }
             let completion = await eventLoop.send(fd, vectors: pending, timeout: remaining)
             var sent = try sentCount(completion, timeout: remaining)
+            bytesWritten &+= UInt64(sent)
             while first < vectors.count, sent >= vectors[first].iov_len {
                 sent -= vectors[first].iov_len
                 first += 1
@@ -449,7 +465,7 @@ public actor Connection {
 
     @inline(never)
     private func writeRefusal() -> any Error {
-        if isClosed { return TorusError(.connectionClosed, operation: .write, address: remoteAddress) }
+        if isClosed { return closedError(.write) }
         return TorusError(.connectionClosed, operation: .write, address: remoteAddress, detail: "the write side was shut down")
     }
 
@@ -514,7 +530,39 @@ public actor Connection {
     /// Whether ``close()`` has been called.
     public var isOpen: Bool { !isClosed }
 
+    /// Bytes received from the peer so far (handed to readers or waiting to be read).
+    public var bytesReceived: UInt64 { receiver.bytesReceived }
+
+    /// Bytes the kernel has accepted for sending so far, by writes and queued sends.
+    public var bytesSent: UInt64 { bytesWritten &+ output.bytesSent }
+
+    /// Closes the connection at once because nothing moved for `idleTime`: queued sends are
+    /// dropped, and the calls it ends (and later ones) fail with ``TorusError/Kind/timedOut``.
+    func closeForBeingIdle(after idleTime: Duration) async {
+        guard !isClosed else { return }
+        closedIdleAfter = idleTime
+        isClosed = true
+        receiver.close()
+        output.abandon()
+        if output.isWriting { eventLoop.cancelOperations(on: fd) }
+        _ = await eventLoop.close(fd)
+    }
+
     // MARK: Options
+
+    /// Sets the timeout of every read and receive that passes none of its own; nil waits as
+    /// long as it takes. See ``ConnectionOptions/readTimeout``.
+    public func setReadTimeout(_ timeout: Duration?) {
+        readTimeout = timeout
+    }
+
+    /// Sets the timeout of every write that passes none of its own, and of each `sendmsg` of
+    /// bytes queued by ``send(_:)``; nil waits as long as it takes. See
+    /// ``ConnectionOptions/writeTimeout``.
+    public func setWriteTimeout(_ timeout: Duration?) {
+        writeTimeout = timeout
+        output.sendTimeout = timeout
+    }
 
     /// Turns Nagle's algorithm off (`true`, the default) or on.
     public func setNoDelay(_ enabled: Bool) throws {
@@ -558,13 +606,24 @@ public actor Connection {
         guard !isClosed else { throw TorusError(.connectionClosed, operation: operation, address: remoteAddress) }
     }
 
+    /// The error for a call ended, or refused, because the connection is closed: a timeout
+    /// if it was closed for being idle.
+    @inline(never)
+    private func closedError(_ operation: TorusError.Operation) -> TorusError {
+        if let idle = closedIdleAfter {
+            return TorusError(.timedOut, operation: operation, errno: ETIMEDOUT, address: remoteAddress,
+                              detail: "closed after \(idle) with nothing received or sent (idle timeout)")
+        }
+        return TorusError(.connectionClosed, operation: operation, address: remoteAddress)
+    }
+
     /// The error for a failed completion, telling cancellation, timeout and close apart.
     private func failure(_ completion: Completion, _ operation: TorusError.Operation, timeout: Duration?) -> any Error {
         let errno = -completion.result
         if errno == ECANCELED, Task.isCancelled { return CancellationError() }
         // Closed by another task while this operation was in flight: whatever the kernel said
         // (ECANCELED, EBADF), the cause is the close.
-        if isClosed { return TorusError(.connectionClosed, operation: operation, address: remoteAddress) }
+        if isClosed { return closedError(operation) }
         guard errno == ECANCELED else { return TorusError(errno: errno, operation: operation, address: remoteAddress) }
         if let timeout {
             return TorusError(.timedOut, operation: operation, errno: ETIMEDOUT, address: remoteAddress, detail: "nothing happened within \(timeout)")

@@ -39,6 +39,11 @@ final class ConnectionOutput: CompletionHandler, @unchecked Sendable {
     /// Set when the descriptor is about to close: nothing more may be sent on its number,
     /// which the process may reuse at once.
     @exclusivity(unchecked) private var isAbandoned = false
+    /// Bytes sent from the outbox so far.
+    @exclusivity(unchecked) private(set) var bytesSent: UInt64 = 0
+    /// The longest one outbox `sendmsg` may wait for room in the socket; nil for no limit.
+    /// When it expires, the send fails with `ETIMEDOUT` (reported to the next send or flush).
+    @exclusivity(unchecked) var sendTimeout: Duration?
     private let vectors: UnsafeMutablePointer<iovec>
 
     init(fd: CInt, loop: EventLoop) {
@@ -118,7 +123,7 @@ final class ConnectionOutput: CompletionHandler, @unchecked Sendable {
             let skip = index == 0 ? sentOfFirst : 0
             vectors[index] = iovec(iov_base: UnsafeMutableRawPointer(mutating: lent.start + skip), iov_len: lent.count - skip)
         }
-        request = loop.startSending(fd, vectors: UnsafeBufferPointer(start: vectors, count: count), handledBy: self)
+        request = loop.startSending(fd, vectors: UnsafeBufferPointer(start: vectors, count: count), timeout: sendTimeout, handledBy: self)
         if request == nil { fail(ESHUTDOWN) }
     }
 
@@ -126,10 +131,16 @@ final class ConnectionOutput: CompletionHandler, @unchecked Sendable {
         guard operation == request else { return }
         request = nil
         guard completion.result > 0 else {
-            fail(completion.result == 0 ? ECONNRESET : -completion.result)
+            switch -completion.result {
+            case 0: fail(ECONNRESET)
+            // Cancelled by its linked timeout, unless we are closing.
+            case ECANCELED where !isAbandoned && sendTimeout != nil: fail(ETIMEDOUT)
+            default: fail(-completion.result)
+            }
             return
         }
         var sent = Int(completion.result)
+        bytesSent &+= UInt64(sent)
         while sent > 0, let first = outbox.first {
             let left = first.count - sentOfFirst
             if sent >= left {

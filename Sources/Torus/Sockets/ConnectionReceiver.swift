@@ -59,6 +59,8 @@ final class ConnectionReceiver: CompletionHandler, ReceiveBufferOwner, ReceiveBu
     @exclusivity(unchecked) private(set) var reachedEnd = false
     /// The errno the receive failed with, after the chunks queued before it.
     @exclusivity(unchecked) private(set) var failure: Int32?
+    /// Bytes received so far.
+    @exclusivity(unchecked) private(set) var bytesReceived: UInt64 = 0
 
     init(fd: CInt, loop: EventLoop) {
         self.fd = fd
@@ -206,6 +208,7 @@ final class ConnectionReceiver: CompletionHandler, ReceiveBufferOwner, ReceiveBu
         if !completion.hasMore { request = nil }
         if let bufferID = completion.bufferID {
             let count = Int(completion.result)
+            if count > 0 { bytesReceived &+= UInt64(count) }
             if isClosed || count <= 0 {
                 loop.recycleReceiveBuffer(bufferID)
             } else if held < share {

@@ -1,3 +1,4 @@
+public import CoreMetrics
 public import Logging
 import CURing
 #if canImport(Glibc)
@@ -45,29 +46,39 @@ public actor Listener: AsyncSequence {
         public var resourceExhaustionPause: Duration = .milliseconds(100)
         /// Options for every accepted connection.
         public var connectionOptions = ConnectionOptions()
+        /// Where the listener's metrics go (`torus.listener.accept.pauses`); nil for the
+        /// factory bootstrapped with `MetricsSystem`.
+        public var metricsFactory: (any MetricsFactory)? = nil
 
         public init() {}
     }
 
-    /// The loop this listener, and every connection it accepts, lives on.
+    /// The loop the listening socket lives on.
     public nonisolated let eventLoop: EventLoop
+    /// The loops accepted connections are placed on, in turn. Each connection lives on its
+    /// loop for life.
+    public nonisolated let connectionLoops: [EventLoop]
     /// The address the socket is bound to; for port 0, the port the kernel chose.
     public nonisolated let localAddress: SocketAddress
     private let options: Options
     private let core: ListenerCore
     private var isClosed = false
+    /// The position in `connectionLoops` of the next connection's loop.
+    private var nextLoop = 0
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor {
         eventLoop.asUnownedSerialExecutor()
     }
 
-    /// Binds a socket to `address` and listens.
+    /// Binds a socket to `address` and listens, on one loop.
     ///
     /// - Parameters:
     ///   - address: Where to listen. Port 0 picks a free port; read it from ``localAddress``.
     ///   - backlog: Connections the kernel holds that have not been accepted yet.
     ///   - options: Socket and queueing options.
-    ///   - eventLoop: The loop to run on; by default the next loop of the shared group.
+    ///   - eventLoop: The loop the listener and every connection it accepts live on. By
+    ///     default, the listener lives on the next loop of the shared group and spreads its
+    ///     connections over all the group's loops, as ``init(bindingTo:backlog:options:group:logger:)`` does.
     ///   - logger: Where accept pauses and errors are logged.
     /// - Throws: ``TorusError`` (``TorusError/Kind/addressInUse``,
     ///   ``TorusError/Kind/addressNotAvailable``, ``TorusError/Kind/ioUringUnavailable``, …).
@@ -78,7 +89,39 @@ public actor Listener: AsyncSequence {
         on eventLoop: EventLoop? = nil,
         logger: Logger = Logger(label: "torus.listener")
     ) async throws {
-        let loop = try eventLoop ?? EventLoopGroup.shared.next()
+        if let eventLoop {
+            try self.init(address: address, backlog: backlog, options: options, loop: eventLoop, connectionLoops: [eventLoop], logger: logger)
+        } else {
+            let group = try EventLoopGroup.shared
+            try self.init(address: address, backlog: backlog, options: options, loop: group.next(), connectionLoops: group.loops, logger: logger)
+        }
+    }
+
+    /// Binds a socket to `address` and listens, placing accepted connections on the loops of
+    /// `group` in turn: one socket and one accept for the whole group, and every loop serving
+    /// connections.
+    ///
+    /// - Parameters:
+    ///   - address: Where to listen. Port 0 picks a free port; read it from ``localAddress``.
+    ///   - backlog: Connections the kernel holds that have not been accepted yet.
+    ///   - options: Socket and queueing options.
+    ///   - group: The loops to spread connections over; the listener lives on the next one.
+    ///   - logger: Where accept pauses and errors are logged.
+    /// - Throws: as ``init(bindingTo:backlog:options:on:logger:)``.
+    public init(
+        bindingTo address: SocketAddress,
+        backlog: Int32 = 511,
+        options: Options = Options(),
+        group: EventLoopGroup,
+        logger: Logger = Logger(label: "torus.listener")
+    ) async throws {
+        try self.init(address: address, backlog: backlog, options: options, loop: group.next(), connectionLoops: group.loops, logger: logger)
+    }
+
+    private init(
+        address: SocketAddress, backlog: Int32, options: Options, loop: EventLoop,
+        connectionLoops: [EventLoop], logger: Logger
+    ) throws {
         let fd = try SocketSyscalls.makeSocket(family: address.family, type: Int32(SOCK_STREAM.rawValue))
         do {
             if address.family != AF_UNIX {
@@ -99,10 +142,15 @@ public actor Listener: AsyncSequence {
         var logger = logger
         logger[metadataKey: "listener"] = "\(address)"
         self.eventLoop = loop
+        self.connectionLoops = connectionLoops
         self.localAddress = SocketSyscalls.localAddress(fd) ?? address
         self.options = options
         let unixPath: String? = if case .unix(let path) = address { path } else { nil }
-        self.core = ListenerCore(fd: fd, loop: loop, unixPath: unixPath, options: options, logger: logger)
+        let pauses = Counter(
+            label: "torus.listener.accept.pauses",
+            dimensions: [("listener", "\(localAddress)"), ("reason", "descriptors")],
+            factory: options.metricsFactory ?? MetricsSystem.factory)
+        self.core = ListenerCore(fd: fd, loop: loop, unixPath: unixPath, options: options, logger: logger, pauses: pauses)
     }
 
     deinit {
@@ -131,6 +179,8 @@ public actor Listener: AsyncSequence {
             eventLoop.closeDetached(fd)
             return nil
         }
+        let loop = connectionLoops[nextLoop]
+        nextLoop = nextLoop + 1 == connectionLoops.count ? 0 : nextLoop + 1
         do {
             try options.connectionOptions.apply(to: fd, isTCP: localAddress.family != AF_UNIX)
         } catch {
@@ -138,7 +188,7 @@ public actor Listener: AsyncSequence {
             eventLoop.closeDetached(fd)
             return nil
         }
-        return Connection(adopting: fd, on: eventLoop, localAddress: SocketSyscalls.localAddress(fd) ?? localAddress, remoteAddress: remote)
+        return Connection(adopting: fd, on: loop, localAddress: SocketSyscalls.localAddress(fd) ?? localAddress, remoteAddress: remote, options: options.connectionOptions)
     }
 
     /// Stops accepting and closes the socket. Every `for try await` over this listener ends,
@@ -147,6 +197,17 @@ public actor Listener: AsyncSequence {
     public func close() async {
         isClosed = true
         await core.close()
+    }
+
+    /// Stops accepting new connections until ``resumeAccepting()``: the kernel's backlog
+    /// holds them meanwhile. Connections already accepted are still handed out.
+    public func pauseAccepting() {
+        core.hold()
+    }
+
+    /// Accepts again after ``pauseAccepting()``.
+    public func resumeAccepting() {
+        core.resume()
     }
 
     public nonisolated func makeAsyncIterator() -> AsyncIterator {

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 import CURing
 #if canImport(Glibc)
@@ -31,11 +32,17 @@ final class ListenerCore: CompletionHandler, @unchecked Sendable {
     private var isClosed = false
     /// The task in `close()` waiting for the last completion.
     private var closeWaiter: OperationID?
+    /// Set while the listener's owner wants no more connections accepted (a server at its
+    /// connection limit): the kernel's backlog holds new ones meanwhile.
+    private var isHeld = false
+    /// Counts accept pauses for want of descriptors or memory.
+    private let pauses: Counter
 
     /// The result handed to waiters when the listener closes.
     private static let closedResult = Completion(result: -EBADF)
 
-    init(fd: CInt, loop: EventLoop, unixPath: String?, options: Listener.Options, logger: Logger) {
+    init(fd: CInt, loop: EventLoop, unixPath: String?, options: Listener.Options, logger: Logger, pauses: Counter) {
+        self.pauses = pauses
         self.fd = fd
         self.loop = loop
         self.unixPath = unixPath
@@ -116,8 +123,22 @@ final class ListenerCore: CompletionHandler, @unchecked Sendable {
         while let waiter = waiters.popFirst() { loop.resume(waiter, with: Self.closedResult) }
     }
 
+    /// Stops accepting until ``resume()``; descriptors already accepted are still handed out.
+    func hold() {
+        loop.assertInEventLoop()
+        isHeld = true
+        if let acceptRequest { loop.requestCancel(acceptRequest) }
+    }
+
+    /// Accepts again after ``hold()``.
+    func resume() {
+        loop.assertInEventLoop()
+        isHeld = false
+        armIfRoom()
+    }
+
     private func armIfRoom() {
-        guard !isClosed, failure == nil, acceptRequest == nil, pauseTimer == nil, accepted.count < capacity else { return }
+        guard !isClosed, !isHeld, failure == nil, acceptRequest == nil, pauseTimer == nil, accepted.count < capacity else { return }
         acceptRequest = loop.startAccepting(fd, handledBy: self)
     }
 
@@ -168,6 +189,7 @@ final class ListenerCore: CompletionHandler, @unchecked Sendable {
             break
         case EMFILE, ENFILE, ENOMEM, ENOBUFS:
             logger.warning("accept paused for \(exhaustionPause): \(TorusError.describe(errno: errno))")
+            pauses.increment()
             if let acceptRequest { loop.requestCancel(acceptRequest) }
             if !isClosed { pauseTimer = loop.startTimer(exhaustionPause, handledBy: self) }
         case ECONNABORTED, EINTR, EAGAIN, EPROTO, EPERM, ENETDOWN, ENONET, EHOSTUNREACH, EOPNOTSUPP, ENETUNREACH, ETIMEDOUT:

@@ -13,12 +13,28 @@ public struct ConnectionOptions: Sendable, Hashable {
     public var sendBufferSize: Int? = nil
     /// Kernel receive buffer size in bytes (`SO_RCVBUF`); nil leaves the system default.
     public var receiveBufferSize: Int? = nil
+    /// The timeout of every read and receive that passes none of its own; nil waits as long
+    /// as it takes.
+    public var readTimeout: Duration? = nil
+    /// The timeout of every write that passes none of its own, and of each `sendmsg` of bytes
+    /// queued by ``Connection/send(_:)``; nil waits as long as it takes.
+    public var writeTimeout: Duration? = nil
 
-    public init(noDelay: Bool = true, keepAlive: KeepAlive? = nil, sendBufferSize: Int? = nil, receiveBufferSize: Int? = nil) {
+    /// Creates options; every parameter defaults to the property's default.
+    public init(
+        noDelay: Bool = true,
+        keepAlive: KeepAlive? = nil,
+        sendBufferSize: Int? = nil,
+        receiveBufferSize: Int? = nil,
+        readTimeout: Duration? = nil,
+        writeTimeout: Duration? = nil
+    ) {
         self.noDelay = noDelay
         self.keepAlive = keepAlive
         self.sendBufferSize = sendBufferSize
         self.receiveBufferSize = receiveBufferSize
+        self.readTimeout = readTimeout
+        self.writeTimeout = writeTimeout
     }
 
     /// When and how often an idle connection is probed, and how many unanswered probes

@@ -1,0 +1,285 @@
+import MetricsTestKit
+import Synchronization
+import Testing
+import Torus
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension TorusTests {
+    /// The serve helper: graceful shutdown, the connection limit, timeouts, loops, metrics.
+    @Suite(.noDescriptorLeaks)
+    struct ServerTests {
+        @Test func gracefulShutdownLetsRunningHandlersFinishTheirWrites() async throws {
+            let listener = try await Listener(bindingTo: .ipv4(.loopback, port: 0))
+            let server = Server(listener: listener, configuration: .init(shutdownGracePeriod: .seconds(60)))
+            let response = randomBytes(1 << 20, seed: 11)
+            let (started, handlerStarted) = AsyncStream.makeStream(of: Void.self)
+            let finished = Atomic<Int>(0)
+            let running = Task {
+                try await server.run { connection in
+                    handlerStarted.yield()
+                    // The request comes only after the shutdown has begun.
+                    guard try await connection.read() != nil else { return }
+                    try await connection.write(response)
+                    finished.add(1, ordering: .relaxed)
+                }
+            }
+            var clients: [Connection] = []
+            for _ in 0..<4 { clients.append(try await Connection.connect(to: listener.localAddress)) }
+            var starts = started.makeAsyncIterator()
+            for _ in clients { await starts.next() }
+
+            server.shutdown()
+            #expect(server.isShuttingDown)
+            for client in clients { try await client.write("go") }
+            for client in clients {
+                expectSameBytes(try await client.readToEnd(), response, "response")
+                await client.close()
+            }
+            try await running.value
+            #expect(finished.load(ordering: .relaxed) == 4, "every handler wrote its whole response")
+            #expect(server.connectionCount == 0)
+            let refused = await torusError { try await Connection.connect(to: listener.localAddress) }
+            #expect(refused?.kind == .connectionRefused, "the listener is closed")
+        }
+
+        @Test func handlersStillRunningWhenTheGracePeriodEndsAreCancelled() async throws {
+            let listener = try await Listener(bindingTo: .ipv4(.loopback, port: 0))
+            let server = Server(listener: listener, configuration: .init(shutdownGracePeriod: .milliseconds(100)))
+            let (started, handlerStarted) = AsyncStream.makeStream(of: Void.self)
+            let (outcomes, outcome) = AsyncStream.makeStream(of: String.self)
+            let running = Task {
+                try await server.run { connection in
+                    handlerStarted.yield()
+                    do {
+                        _ = try await connection.read()   // the client never writes
+                        outcome.yield("read returned")
+                    } catch {
+                        outcome.yield(error is CancellationError ? "cancelled" : "\(error)")
+                    }
+                }
+            }
+            let client = try await Connection.connect(to: listener.localAddress)
+            var starts = started.makeAsyncIterator()
+            await starts.next()
+
+            server.shutdown()
+            try await running.value
+            var results = outcomes.makeAsyncIterator()
+            #expect(await results.next() == "cancelled")
+            #expect(try await client.read() == nil, "the server closed the connection")
+            await client.close()
+        }
+
+        @Test func cancellingTheServingTaskShutsDownGracefully() async throws {
+            let listener = try await Listener(bindingTo: .ipv4(.loopback, port: 0))
+            let server = Server(listener: listener, configuration: .init(shutdownGracePeriod: .seconds(60)))
+            let (started, handlerStarted) = AsyncStream.makeStream(of: Void.self)
+            let running = Task {
+                try await server.run { connection in
+                    handlerStarted.yield()
+                    while let bytes = try await connection.read() {
+                        try await connection.write(bytes)
+                    }
+                }
+            }
+            let client = try await Connection.connect(to: listener.localAddress)
+            var starts = started.makeAsyncIterator()
+            await starts.next()
+
+            running.cancel()
+            // The handler was not cancelled: it still echoes, until the client ends.
+            try await client.write("still here")
+            #expect(try await client.read(exactly: 10) == Array("still here".utf8))
+            try await client.shutdown(.write)
+            #expect(try await client.read() == nil)
+            await client.close()
+            try await running.value
+            #expect(server.isShuttingDown)
+        }
+
+        @Test func connectionLimitHolds() async throws {
+            let listener = try await Listener(bindingTo: .ipv4(.loopback, port: 0))
+            let server = Server(listener: listener, configuration: .init(maxConnections: 2))
+            let (started, handlerStarted) = AsyncStream.makeStream(of: Void.self)
+            let concurrent = Atomic<Int>(0)
+            let mostConcurrent = Atomic<Int>(0)
+            let served = Atomic<Int>(0)
+            let running = Task {
+                try await server.run { connection in
+                    let now = concurrent.add(1, ordering: .relaxed).newValue
+                    mostConcurrent.max(now, ordering: .relaxed)
+                    handlerStarted.yield()
+                    // Serve until the client says it is done.
+                    while let bytes = try await connection.read() { try await connection.write(bytes) }
+                    concurrent.subtract(1, ordering: .relaxed)
+                    served.add(1, ordering: .relaxed)
+                }
+            }
+            var clients: [Connection] = []
+            for _ in 0..<5 {
+                // Past the limit, the kernel still completes the handshake (backlog).
+                let client = try await Connection.connect(to: listener.localAddress)
+                try await client.write("x")
+                clients.append(client)
+            }
+            var starts = started.makeAsyncIterator()
+            for _ in 0..<2 { await starts.next() }
+            // Nothing to await for a handler that must not start: give a wrongly started one
+            // time to show up.
+            try await EventLoopGroup.shared.next().sleep(for: .milliseconds(200))
+            #expect(concurrent.load(ordering: .relaxed) == 2)
+            #expect(server.connectionCount == 2)
+
+            // Each client that finishes lets one more in.
+            for client in clients {
+                #expect(try await client.read(exactly: 1) == Array("x".utf8), "served in turn")
+                try await client.shutdown(.write)
+                #expect(try await client.read() == nil)
+                await client.close()
+            }
+            server.shutdown()
+            try await running.value
+            #expect(served.load(ordering: .relaxed) == 5)
+            #expect(mostConcurrent.load(ordering: .relaxed) == 2)
+        }
+
+        @Test func idleTimeoutClosesIdleConnectionsAndOnlyThose() async throws {
+            let listener = try await Listener(bindingTo: .ipv4(.loopback, port: 0))
+            let server = Server(listener: listener, configuration: .init(idleTimeout: .milliseconds(300)))
+            let (endings, ending) = AsyncStream.makeStream(of: String.self)
+            let running = Task {
+                try await server.run { connection in
+                    do {
+                        while let bytes = try await connection.read() { try await connection.write(bytes) }
+                        ending.yield("end of stream")
+                    } catch let error as TorusError {
+                        ending.yield("\(error.kind)")
+                    }
+                }
+            }
+            let idle = try await Connection.connect(to: listener.localAddress)
+            let busy = try await Connection.connect(to: listener.localAddress)
+            let clock = ContinuousClock()
+            let start = clock.now
+            // The busy client talks every 50 ms for well over twice the idle timeout.
+            while clock.now - start < .milliseconds(900) {
+                try await busy.write("ping")
+                #expect(try await busy.read(exactly: 4) == Array("ping".utf8))
+                try await EventLoopGroup.shared.next().sleep(for: .milliseconds(50))
+            }
+            #expect(try await idle.read() == nil, "the idle connection was closed")
+            var results = endings.makeAsyncIterator()
+            #expect(await results.next() == "timed out", "the idle handler's read timed out")
+
+            try await busy.shutdown(.write)
+            #expect(try await busy.read() == nil)
+            #expect(await results.next() == "end of stream")
+            await busy.close()
+            await idle.close()
+            server.shutdown()
+            try await running.value
+        }
+
+        @Test func readAndWriteTimeoutsApplyToEveryCall() async throws {
+            let listener = try await Listener(bindingTo: .ipv4(.loopback, port: 0))
+            let configuration = Server.Configuration(readTimeout: .milliseconds(100), writeTimeout: .milliseconds(200))
+            let server = Server(listener: listener, configuration: configuration)
+            let (outcomes, outcome) = AsyncStream.makeStream(of: String.self)
+            let running = Task {
+                try await server.run { connection in
+                    do {
+                        guard let request = try await connection.read() else { return }
+                        if request == Array("flood".utf8) {
+                            // The client never reads: the kernel buffers fill, then the write
+                            // times out.
+                            let chunk = [UInt8](repeating: 1, count: 1 << 20)
+                            while true { try await connection.write(chunk) }
+                        }
+                        _ = try await connection.read()   // nothing more comes
+                    } catch let error as TorusError {
+                        outcome.yield("\(error.operation): \(error.kind)")
+                    }
+                }
+            }
+            var results = outcomes.makeAsyncIterator()
+            let reader = try await Connection.connect(to: listener.localAddress)
+            try await reader.write("hello")
+            #expect(await results.next() == "read: timed out")
+
+            let flooded = try await Connection.connect(to: listener.localAddress, options: .init(receiveBufferSize: 4096))
+            try await flooded.write("flood")
+            #expect(await results.next() == "write: timed out")
+            await reader.close()
+            await flooded.close()
+            server.shutdown()
+            try await running.value
+        }
+
+        @Test func connectionsAreSpreadOverTheGroupsLoops() async throws {
+            let group = try EventLoopGroup(loopCount: 2)
+            let listener = try await Listener(bindingTo: .ipv4(.loopback, port: 0), group: group)
+            #expect(listener.connectionLoops == group.loops)
+            let server = Server(listener: listener)
+            let (loops, servedOn) = AsyncStream.makeStream(of: Int.self)
+            let running = Task {
+                try await server.run { connection in
+                    // The handler runs on the connection's loop.
+                    #expect(connection.eventLoop.isInEventLoop)
+                    servedOn.yield(connection.eventLoop.index)
+                    while try await connection.read() != nil {}
+                }
+            }
+            var clients: [Connection] = []
+            for _ in 0..<4 { clients.append(try await Connection.connect(to: listener.localAddress)) }
+            var indices: [Int] = []
+            var iterator = loops.makeAsyncIterator()
+            for _ in clients { indices.append(await iterator.next()!) }
+            #expect(indices.sorted() == [0, 0, 1, 1], "each loop serves every other connection")
+            for client in clients { await client.close() }
+            server.shutdown()
+            try await running.value
+            await group.shutdown()
+        }
+
+        @Test func metricsCountConnectionsBytesAndErrors() async throws {
+            let metrics = TestMetrics()
+            let listener = try await Listener(bindingTo: .ipv4(.loopback, port: 0))
+            let server = Server(listener: listener, configuration: .init(metricsFactory: metrics))
+            let running = Task {
+                try await server.run { connection in
+                    while let bytes = try await connection.read() { try await connection.write(bytes) }
+                }
+            }
+            for _ in 0..<3 {
+                let client = try await Connection.connect(to: listener.localAddress)
+                try await client.write([UInt8](repeating: 7, count: 100))
+                #expect(try await client.read(exactly: 100).count == 100)
+                try await client.shutdown(.write)
+                #expect(try await client.read() == nil)
+                await client.close()
+            }
+            // A peer that resets: its handler ends with an error.
+            let resetting = try RawSocket.connected(toLoopbackPort: listener.localAddress.port!)
+            try resetting.sendAll([1])
+            #expect(try resetting.receive() == [1])
+            try resetting.setLingerZero()
+            resetting.close()
+            // Wait for the handler to end (a connection closed), without a timer.
+            while server.connectionCount > 0 { await Task.yield() }
+
+            server.shutdown()
+            try await running.value
+            let dimensions = [("listener", "\(listener.localAddress)")]
+            #expect(try metrics.expectCounter("torus.connections.accepted", dimensions).totalValue == 4)
+            #expect(try metrics.expectCounter("torus.connections.closed", dimensions).totalValue == 4)
+            #expect(try metrics.expectMeter("torus.connections.active", dimensions).lastValue == 0)
+            #expect(try metrics.expectCounter("torus.bytes.received", dimensions).totalValue == 301)
+            #expect(try metrics.expectCounter("torus.bytes.sent", dimensions).totalValue == 301)
+            let resets = try metrics.expectCounter("torus.connection.errors", dimensions + [("kind", "connection reset by peer")])
+            #expect(resets.totalValue == 1)
+        }
+    }
+}
+
