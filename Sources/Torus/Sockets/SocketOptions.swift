@@ -33,8 +33,8 @@ public struct ConnectionOptions: Sendable, Hashable {
         public var idle: Duration
         /// The time between probes while the peer does not answer (`TCP_KEEPINTVL`).
         public var interval: Duration
-        /// Unanswered probes after which the kernel drops the connection (`TCP_KEEPCNT`); the
-        /// next read or write then fails with ``TorusError/Kind/timedOut``.
+        /// Unanswered probes after which the kernel drops the connection (`TCP_KEEPCNT`);
+        /// reads and writes then fail with ``TorusError/Kind/timedOut``.
         public var count: Int
 
         /// Keep-alive timing: the first probe after `idle` (60 s by default), then one every

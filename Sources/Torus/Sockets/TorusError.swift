@@ -44,8 +44,8 @@ public struct TorusError: Error, Hashable, Sendable, CustomStringConvertible {
         /// The network or host cannot be reached (`ENETUNREACH`, `EHOSTUNREACH`).
         public static let unreachable = Kind("unreachable")
         /// The address is not valid here: text that does not parse as a socket address, a
-        /// port out of range, an address of a family the socket cannot use, or a group that
-        /// is not a multicast address.
+        /// port out of range, a Unix-domain path that is empty or too long, an address of a
+        /// family the socket cannot use, or a group that is not a multicast address.
         public static let invalidAddress = Kind("invalid address")
         /// The host name could not be resolved.
         public static let hostNotFound = Kind("host not found")
