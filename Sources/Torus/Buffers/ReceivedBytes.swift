@@ -1,15 +1,22 @@
-/// Bytes a connection received, still in the event loop's receive buffer the kernel wrote them
-/// to: no copy was made.
+/// Bytes a connection or datagram socket received, still in the event loop's receive buffer
+/// the kernel wrote them to: no copy was made.
 ///
 /// The value owns that buffer. Dropping or consuming it gives the buffer back to the kernel
 /// for the next receive, so keep it only as long as you need the bytes; a connection that
 /// holds many unconsumed buffers stops receiving until it gives some back.
 ///
 /// ```swift
-/// while let bytes = try await connection.receive() {
-///     try await bytes.withUnsafeBytes { try await connection.write($0) }  // echo, zero copy
+/// try await connection.withIsolation { connection in
+///     while let bytes = try await connection.receive() {
+///         try await bytes.withUnsafeBytes { try await connection.write($0) }  // echo, zero copy
+///     }
 /// }
 /// ```
+///
+/// The pointer `withUnsafeBytes` passes is not `Sendable`: hand it only to calls isolated
+/// like the caller, as inside ``Connection/withIsolation(_:)``. From elsewhere, pass the
+/// value itself (``Connection/write(_:timeout:)-(ReceivedBytes,_)``,
+/// ``Connection/send(_:)``).
 public struct ReceivedBytes: ~Copyable, @unchecked Sendable {
     // @unchecked Sendable: the value only reads its immutable buffer; giving the buffer back
     // goes through `owner.returnBuffer`, which hops to the owner's event loop when called

@@ -9,8 +9,10 @@
 /// does not drop it either, so that a server can answer "too large".
 ///
 /// ```swift
-/// let datagram = try await socket.receive()
-/// try await datagram.bytes.withUnsafeBytes { try await socket.send($0, to: datagram.sender) }
+/// try await socket.withIsolation { socket in
+///     let datagram = try await socket.receive()
+///     try await datagram.bytes.withUnsafeBytes { try await socket.send($0, to: datagram.sender) }
+/// }
 /// ```
 public struct ReceivedDatagram: ~Copyable, Sendable {
     /// The payload.

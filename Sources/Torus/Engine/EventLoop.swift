@@ -6,10 +6,10 @@ import Glibc
 
 /// One long-lived thread that owns one io_uring and runs Swift jobs.
 ///
-/// An event loop is both a `SerialExecutor` (the `Listener`, `Connection` and other actors of
-/// Torus run on it, so their code executes on the ring's thread) and a `TaskExecutor` (a task
-/// can prefer it, so its non-isolated code runs there too and calls into those actors cost no
-/// thread hop). Each turn of the loop runs the jobs that are ready, submits every request they
+/// An event loop is both a `SerialExecutor` (the ``Listener``, ``Connection`` and
+/// ``DatagramSocket`` actors run on it, so their code executes on the ring's thread) and a
+/// `TaskExecutor` (a task can prefer it, so its non-isolated code runs there too and calls
+/// into those actors cost no thread hop). Each turn of the loop runs the jobs that are ready, submits every request they
 /// prepared together with the wait for completions in one `io_uring_enter`, then reaps
 /// completions in a batch and resumes the tasks waiting for them.
 ///
@@ -36,6 +36,8 @@ public final class EventLoop: @unchecked Sendable {
         /// consumes some, so that one slow reader cannot take every buffer.
         public var receiveBuffersPerConnection: Int = 16
 
+        /// Creates a configuration with the default values; change them through the
+        /// properties.
         public init() {}
     }
 
@@ -659,6 +661,8 @@ extension EventLoop {
 // MARK: - Executor
 
 extension EventLoop: SerialExecutor, TaskExecutor {
+    /// Schedules `job` to run on this loop's thread. Callable from any thread; the Swift
+    /// runtime calls it for the tasks and actors that run on this loop.
     public func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
         if isRunningLoop {
@@ -668,21 +672,28 @@ extension EventLoop: SerialExecutor, TaskExecutor {
         }
     }
 
+    /// This loop as the serial executor of an actor (its `unownedExecutor`).
     public func asUnownedSerialExecutor() -> UnownedSerialExecutor {
         UnownedSerialExecutor(ordinary: self)
     }
 
+    /// Stops the program unless the caller runs on this loop's thread, or the loop has
+    /// stopped (its remaining jobs then run, one at a time, on the threads that enqueue
+    /// them). Called by the Swift runtime for `assumeIsolated` and `preconditionIsolated`.
     public func checkIsolated() {
         assertInEventLoop()
     }
 }
 
 extension EventLoop: CustomStringConvertible {
+    /// `EventLoop(INDEX)`, with the loop's ``index`` in its group.
     public var description: String { "EventLoop(\(index))" }
 }
 
 extension EventLoop: Hashable {
+    /// Whether `lhs` and `rhs` are the same loop.
     public static func == (lhs: EventLoop, rhs: EventLoop) -> Bool { lhs === rhs }
+    /// Hashes the loop's identity.
     public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
 }
 

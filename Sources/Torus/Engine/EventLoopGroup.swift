@@ -17,8 +17,11 @@ public final class EventLoopGroup: Sendable {
 
     private enum State { case running, shuttingDown, shutDown }
 
-    /// Starts `loopCount` loops.
+    /// Starts `loopCount` loops, each on a thread of its own.
     ///
+    /// - Parameters:
+    ///   - loopCount: How many loops to start, at least 1; by default one per core.
+    ///   - configuration: The ring and receive-buffer settings of every loop.
     /// - Throws: ``TorusError`` of kind ``TorusError/Kind/ioUringUnavailable`` with the reason
     ///   and the fix when the kernel does not let this process use io_uring.
     public convenience init(loopCount: Int = EventLoopGroup.coreCount, configuration: EventLoop.Configuration = .init()) throws(TorusError) {
@@ -73,6 +76,10 @@ public final class EventLoopGroup: Sendable {
     /// every operation on them fails at once with ``TorusError/Kind/eventLoopShutDown``, and
     /// `close()` still closes their descriptors. Their code then runs on whichever thread
     /// calls them, one job at a time.
+    ///
+    /// A second call returns at once, without waiting for the first to finish. Calling it on
+    /// ``shared``, which is never shut down, or from one of the group's own loops stops the
+    /// program.
     public func shutdown() async {
         guard beginShutdown() else { return }
         for loop in loops {

@@ -35,6 +35,8 @@ public struct IOUringCapabilities: Sendable, CustomStringConvertible {
         supportedOpcodes.contains(UInt8(opcode.rawValue))
     }
 
+    /// The setup flags that matter and the number of supported opcodes, as in
+    /// `io_uring(flags: SINGLE_ISSUER|DEFER_TASKRUN, opcodes: COUNT)`.
     public var description: String {
         var flags: [String] = []
         if setupFlags & UInt32(IORING_SETUP_SINGLE_ISSUER) != 0 { flags.append("SINGLE_ISSUER") }

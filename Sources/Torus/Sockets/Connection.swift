@@ -49,6 +49,7 @@ public actor Connection {
     /// Who may write now, the writers waiting, and the outbox of ``send(_:)``.
     private let output: ConnectionOutput
 
+    /// The connection's event loop, which runs all of its code.
     public nonisolated var unownedExecutor: UnownedSerialExecutor {
         eventLoop.asUnownedSerialExecutor()
     }
@@ -277,7 +278,13 @@ public actor Connection {
 
     /// Writes `bytes`; returns once the kernel has accepted every byte.
     ///
-    /// - Parameter timeout: A deadline for the whole write, however many sends it takes.
+    /// Concurrent writes go out one after another, in the order they were made, never
+    /// interleaved.
+    ///
+    /// - Parameters:
+    ///   - bytes: The bytes to write.
+    ///   - timeout: A deadline for the whole write, however many sends it takes; nil waits
+    ///     as long as it takes.
     /// - Throws: ``TorusError`` (``TorusError/Kind/connectionReset`` when the peer has gone,
     ///   ``TorusError/Kind/timedOut``, ``TorusError/Kind/connectionClosed``) or
     ///   `CancellationError`. Writing to a closed peer never raises `SIGPIPE`.
@@ -288,12 +295,13 @@ public actor Connection {
         try await write(buffer, timeout: timeout)
     }
 
-    /// Writes the UTF-8 bytes of `string`.
+    /// Writes the UTF-8 bytes of `string`. Returns and throws as ``write(_:timeout:)-([UInt8],_)``.
     public func write(_ string: String, timeout: Duration? = nil) async throws {
         try await write(Array(string.utf8), timeout: timeout)
     }
 
-    /// Writes any collection of bytes (an `ArraySlice`, a `Data`-like type, …).
+    /// Writes any collection of bytes (an `ArraySlice`, a `Data`-like type, …). Returns and
+    /// throws as ``write(_:timeout:)-([UInt8],_)``.
     public func write(_ bytes: some Collection<UInt8>, timeout: Duration? = nil) async throws {
         try await write(bytes as? [UInt8] ?? Array(bytes), timeout: timeout)
     }
@@ -306,12 +314,15 @@ public actor Connection {
     ///     try await downstream.write(bytes)
     /// }
     /// ```
+    ///
+    /// Returns and throws as ``write(_:timeout:)-([UInt8],_)``. `bytes` is only borrowed: the
+    /// caller still owns it afterwards.
     public func write(_ bytes: borrowing ReceivedBytes, timeout: Duration? = nil) async throws {
         try await bytes.withUnsafeBytes { buffer in try await write(buffer, timeout: timeout) }
     }
 
     /// Writes the bytes in `buffer` with no copy. `buffer` must stay valid until the call
-    /// returns.
+    /// returns. Returns and throws as ``write(_:timeout:)-([UInt8],_)``.
     public func write(_ buffer: UnsafeRawBufferPointer, timeout: Duration? = nil) async throws {
         // Written out rather than passed as a closure to a helper: each async call layer on
         // this path costs an executor check and a task frame per write.
@@ -333,7 +344,7 @@ public actor Connection {
     }
 
     /// Writes several buffers in order with one `sendmsg` (vectored I/O), continuing until
-    /// every byte is accepted.
+    /// every byte is accepted. Returns and throws as ``write(_:timeout:)-([UInt8],_)``.
     public func write(contentsOf buffers: [[UInt8]], timeout: Duration? = nil) async throws {
         // As in `write(_:)`, the borrowed `buffers` keeps every element's storage alive.
         var vectors: [iovec] = buffers.compactMap { bytes in
@@ -416,9 +427,8 @@ public actor Connection {
     ///
     /// The call waits only when other writers are queued before it or the connection already
     /// has 16 buffers queued. Writes and sends go out in the order they were made. A send
-    /// that fails in the kernel is
-    /// reported by the next `send` or ``flush()``; ``close()`` and ``shutdown(_:)`` let what
-    /// is queued go out first.
+    /// that fails in the kernel is reported by the next `send` or ``flush()``; ``close()``
+    /// and ``shutdown(_:)`` let what is queued go out first.
     ///
     /// - Throws: ``TorusError`` (``TorusError/Kind/connectionReset`` and others from an
     ///   earlier send, ``TorusError/Kind/connectionClosed``) or `CancellationError`.
@@ -527,7 +537,7 @@ public actor Connection {
         _ = await eventLoop.close(fd)
     }
 
-    /// Whether ``close()`` has been called.
+    /// Whether the connection is open: false once ``close()`` has been called.
     public var isOpen: Bool { !isClosed }
 
     /// Bytes received from the peer so far (handed to readers or waiting to be read).
@@ -564,14 +574,23 @@ public actor Connection {
         output.sendTimeout = timeout
     }
 
-    /// Turns Nagle's algorithm off (`true`, the default) or on.
+    /// Turns Nagle's algorithm off (`true`, the default) or on (`TCP_NODELAY`). Does nothing
+    /// on a Unix-domain connection.
+    ///
+    /// - Throws: ``TorusError`` (``TorusError/Kind/connectionClosed`` after ``close()``, or the
+    ///   kernel's error).
     public func setNoDelay(_ enabled: Bool) throws {
         try checkOpen(.setOption)
         guard isTCP else { return }
         try SocketSyscalls.setOption(fd, level: Int32(IPPROTO_TCP), name: TCP_NODELAY, CInt(enabled ? 1 : 0))
     }
 
-    /// Enables TCP keep-alive probing with the given timing, or disables it with nil.
+    /// Enables TCP keep-alive probing with the given timing, or disables it with nil. Does
+    /// nothing on a Unix-domain connection.
+    ///
+    /// - Throws: ``TorusError`` (``TorusError/Kind/invalidArgument`` for an idle time or
+    ///   interval under a second or a count under 1, ``TorusError/Kind/connectionClosed`` after
+    ///   ``close()``, or the kernel's error).
     public func setKeepAlive(_ keepAlive: ConnectionOptions.KeepAlive?) throws {
         try checkOpen(.setOption)
         guard isTCP else { return }
@@ -633,5 +652,6 @@ public actor Connection {
 }
 
 extension Connection: CustomStringConvertible {
+    /// `Connection(LOCAL <-> REMOTE)`, with both addresses.
     public nonisolated var description: String { "Connection(\(localAddress) <-> \(remoteAddress))" }
 }

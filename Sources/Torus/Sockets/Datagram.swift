@@ -15,6 +15,12 @@ public struct Datagram: Sendable, Hashable {
     public var isTruncated: Bool
 
     /// A datagram with `bytes` from `sender`.
+    ///
+    /// - Parameters:
+    ///   - bytes: The payload.
+    ///   - sender: Who sent the datagram.
+    ///   - originalCount: The datagram's full size; nil for `bytes.count`.
+    ///   - isTruncated: Whether only the first `bytes.count` bytes arrived.
     public init(bytes: [UInt8], sender: SocketAddress, originalCount: Int? = nil, isTruncated: Bool = false) {
         self.bytes = bytes
         self.sender = sender

@@ -27,7 +27,9 @@ import Glibc
 /// Running out of descriptors (`EMFILE`, `ENFILE`) pauses accepting briefly and logs; it never
 /// ends the sequence. ``close()`` ends every iteration.
 public actor Listener: AsyncSequence {
+    /// Each accepted connection.
     public typealias Element = Connection
+    /// Iteration throws what ``accept()`` throws.
     public typealias Failure = any Error
 
     /// Listening options.
@@ -50,6 +52,7 @@ public actor Listener: AsyncSequence {
         /// factory bootstrapped with `MetricsSystem`.
         public var metricsFactory: (any MetricsFactory)? = nil
 
+        /// Creates options with the default values; change them through the properties.
         public init() {}
     }
 
@@ -66,6 +69,7 @@ public actor Listener: AsyncSequence {
     /// The position in `connectionLoops` of the next connection's loop.
     private var nextLoop = 0
 
+    /// The listener's event loop, which runs all of its code.
     public nonisolated var unownedExecutor: UnownedSerialExecutor {
         eventLoop.asUnownedSerialExecutor()
     }
@@ -193,7 +197,7 @@ public actor Listener: AsyncSequence {
 
     /// Stops accepting and closes the socket. Every `for try await` over this listener ends,
     /// and connections accepted but not yet handed out are closed. Connections already
-    /// handed out are not affected.
+    /// handed out are not affected. A Unix-domain listener also removes its socket file.
     public func close() async {
         isClosed = true
         await core.close()
@@ -210,6 +214,7 @@ public actor Listener: AsyncSequence {
         core.resume()
     }
 
+    /// An iterator over the connections the listener accepts, until it is closed.
     public nonisolated func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(listener: self)
     }
@@ -218,10 +223,14 @@ public actor Listener: AsyncSequence {
     public struct AsyncIterator: AsyncIteratorProtocol {
         let listener: Listener
 
+        /// The next accepted connection, or nil once the listener is closed. Throws as
+        /// ``Listener/accept()``.
         public mutating func next() async throws -> Connection? {
             try await listener.accept()
         }
 
+        /// The next accepted connection, or nil once the listener is closed. Throws as
+        /// ``Listener/accept()``.
         public mutating func next(isolation actor: isolated (any Actor)?) async throws -> Connection? {
             try await listener.accept()
         }
@@ -229,5 +238,6 @@ public actor Listener: AsyncSequence {
 }
 
 extension Listener: CustomStringConvertible {
+    /// `Listener(ADDRESS)`, with the bound address.
     public nonisolated var description: String { "Listener(\(localAddress))" }
 }

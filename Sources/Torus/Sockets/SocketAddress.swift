@@ -8,6 +8,7 @@ public struct IPv4Address: Hashable, Sendable, CustomStringConvertible {
     /// The address in network byte order, as in `in_addr.s_addr`.
     public var rawValue: UInt32
 
+    /// An address from its value in network byte order, as in `in_addr.s_addr`.
     public init(rawValue: UInt32) { self.rawValue = rawValue }
 
     /// Builds an address from its four parts: `IPv4Address(127, 0, 0, 1)`.
@@ -28,6 +29,7 @@ public struct IPv4Address: Hashable, Sendable, CustomStringConvertible {
     /// `0.0.0.0`: every local address, for listening.
     public static let any = IPv4Address(rawValue: 0)
 
+    /// Dotted-decimal notation, as in `127.0.0.1`.
     public var description: String {
         var address = in_addr(s_addr: rawValue)
         var buffer = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
@@ -69,12 +71,15 @@ public struct IPv6Address: Hashable, Sendable, CustomStringConvertible {
     /// `::`: every local address, for listening.
     public static let any = IPv6Address("::")!
 
+    /// Whether `lhs` and `rhs` are the same address.
     public static func == (lhs: IPv6Address, rhs: IPv6Address) -> Bool { lhs.bytes == rhs.bytes }
+    /// Hashes the 16 address bytes.
     public func hash(into hasher: inout Hasher) {
         hasher.combine(bytes.0)
         hasher.combine(bytes.1)
     }
 
+    /// The compressed text form, as in `::1` or `fe80::1`.
     public var description: String {
         var address = in6
         var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
@@ -92,8 +97,13 @@ public struct IPv6Address: Hashable, Sendable, CustomStringConvertible {
 /// let c = try SocketAddress("/tmp/echo.sock")
 /// ```
 public enum SocketAddress: Hashable, Sendable {
+    /// An IPv4 address and port.
     case ipv4(IPv4Address, port: UInt16)
+    /// An IPv6 address and port, and the index of the network interface a link-local address
+    /// belongs to (`scopeID`, 0 for none).
     case ipv6(IPv6Address, port: UInt16, scopeID: UInt32 = 0)
+    /// The path of a Unix-domain socket in the file system, at most
+    /// ``maximumUnixPathLength`` bytes.
     case unix(path: String)
 
     /// The longest Unix-domain socket path the kernel accepts (bytes, without the NUL).

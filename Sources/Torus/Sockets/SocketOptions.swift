@@ -20,7 +20,7 @@ public struct ConnectionOptions: Sendable, Hashable {
     /// queued by ``Connection/send(_:)``; nil waits as long as it takes.
     public var writeTimeout: Duration? = nil
 
-    /// Creates options; every parameter defaults to the property's default.
+    /// Options with the given values; each argument left out keeps the default above.
     public init(
         noDelay: Bool = true,
         keepAlive: KeepAlive? = nil,
@@ -39,11 +39,21 @@ public struct ConnectionOptions: Sendable, Hashable {
 
     /// When and how often an idle connection is probed, and how many unanswered probes
     /// close it.
+    ///
+    /// The kernel counts in whole seconds. Values under a second for ``idle`` or
+    /// ``interval``, or under 1 for ``count``, are rejected with
+    /// ``TorusError/Kind/invalidArgument`` when the options are applied.
     public struct KeepAlive: Sendable, Hashable {
+        /// How long a connection stays idle before the first probe (`TCP_KEEPIDLE`).
         public var idle: Duration
+        /// The time between probes while the peer does not answer (`TCP_KEEPINTVL`).
         public var interval: Duration
+        /// Unanswered probes after which the kernel drops the connection (`TCP_KEEPCNT`);
+        /// reads and writes then fail with ``TorusError/Kind/timedOut``.
         public var count: Int
 
+        /// Keep-alive timing: the first probe after `idle` (60 s by default), then one every
+        /// `interval` (10 s), giving up after `count` (6) unanswered probes.
         public init(idle: Duration = .seconds(60), interval: Duration = .seconds(10), count: Int = 6) {
             self.idle = idle
             self.interval = interval

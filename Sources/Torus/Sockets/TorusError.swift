@@ -22,9 +22,12 @@ public struct TorusError: Error, Hashable, Sendable, CustomStringConvertible {
     public struct Kind: Hashable, Sendable, CustomStringConvertible {
         private let name: String
         private init(_ name: String) { self.name = name }
+        /// A short name for the kind, as in `connection refused`.
         public var description: String { name }
 
         /// The peer refused the connection: nothing listens at the address (`ECONNREFUSED`).
+        /// On a connected ``DatagramSocket``: an earlier datagram was refused by the peer's
+        /// host (ICMP port unreachable).
         public static let connectionRefused = Kind("connection refused")
         /// The peer reset the connection (`ECONNRESET`), or it was closed while data was
         /// still being written to it (`EPIPE`).
@@ -35,16 +38,19 @@ public struct TorusError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let addressInUse = Kind("address in use")
         /// The address is not available on this machine (`EADDRNOTAVAIL`).
         public static let addressNotAvailable = Kind("address not available")
-        /// The connection or listener was closed by this side before or during the operation,
-        /// or its write side was shut down.
+        /// The socket was closed by this side before or during the operation, or, for a
+        /// write, the connection's write side was shut down.
         public static let connectionClosed = Kind("connection closed")
         /// The network or host cannot be reached (`ENETUNREACH`, `EHOSTUNREACH`).
         public static let unreachable = Kind("unreachable")
-        /// The string is not a valid socket address or the port is out of range.
+        /// The address is not valid here: text that does not parse as a socket address, a
+        /// port out of range, a Unix-domain path that is empty or too long, an address of a
+        /// family the socket cannot use, or a group that is not a multicast address.
         public static let invalidAddress = Kind("invalid address")
         /// The host name could not be resolved.
         public static let hostNotFound = Kind("host not found")
-        /// Another task is already reading from this connection.
+        /// Another task is already reading from this connection, or receiving on this
+        /// datagram socket.
         public static let concurrentRead = Kind("concurrent read")
         /// The process or system ran out of file descriptors (`EMFILE`, `ENFILE`).
         public static let tooManyOpenFiles = Kind("too many open files")
@@ -64,19 +70,32 @@ public struct TorusError: Error, Hashable, Sendable, CustomStringConvertible {
     public struct Operation: Hashable, Sendable, CustomStringConvertible {
         private let name: String
         private init(_ name: String) { self.name = name }
+        /// A short name for the operation, as in `connect`.
         public var description: String { name }
 
+        /// Starting an event loop: its thread, its io_uring and its receive buffers.
         public static let ringSetup = Operation("io_uring setup")
+        /// Parsing a socket address, from text or for the kernel.
         public static let parseAddress = Operation("parse address")
+        /// Resolving a host name.
         public static let resolve = Operation("resolve")
+        /// Creating a socket.
         public static let socket = Operation("socket")
+        /// Setting or reading a socket option.
         public static let setOption = Operation("setsockopt")
+        /// Binding a socket to its local address.
         public static let bind = Operation("bind")
+        /// Starting to listen for connections.
         public static let listen = Operation("listen")
+        /// Accepting a connection.
         public static let accept = Operation("accept")
+        /// Connecting a stream or datagram socket to its peer.
         public static let connect = Operation("connect")
+        /// Reading from a connection.
         public static let read = Operation("read")
+        /// Writing to a connection, including bytes queued by ``Connection/send(_:)``.
         public static let write = Operation("write")
+        /// Shutting down one direction of a connection.
         public static let shutdown = Operation("shutdown")
         /// Sending a datagram.
         public static let send = Operation("send")
@@ -86,7 +105,9 @@ public struct TorusError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let joinGroup = Operation("join multicast group")
         /// Leaving a multicast group.
         public static let leaveGroup = Operation("leave multicast group")
+        /// Closing a socket.
         public static let close = Operation("close")
+        /// Sleeping on an event loop (``EventLoop/sleep(for:)``).
         public static let sleep = Operation("sleep")
     }
 
@@ -101,6 +122,17 @@ public struct TorusError: Error, Hashable, Sendable, CustomStringConvertible {
     /// More about the cause, and for set-up errors what to do about it.
     public let detail: String?
 
+    /// An error of `kind` during `operation`, with what else is known about it.
+    ///
+    /// Torus makes these itself; the initializer is public so that code built on Torus, and
+    /// tests, can throw the same errors.
+    ///
+    /// - Parameters:
+    ///   - kind: What went wrong.
+    ///   - operation: The operation that failed.
+    ///   - errno: The system error number behind the failure, if any.
+    ///   - address: The local or remote address involved, if any.
+    ///   - detail: More about the cause, for people to read.
     public init(_ kind: Kind, operation: Operation, errno: Int32? = nil, address: SocketAddress? = nil, detail: String? = nil) {
         self.kind = kind
         self.operation = operation
@@ -135,6 +167,8 @@ public struct TorusError: Error, Hashable, Sendable, CustomStringConvertible {
         String(cString: strerror(errno)) + " (errno \(errno))"
     }
 
+    /// One line with the operation, the kind, the address, the system error and the detail,
+    /// as in `connect failed: connection refused [127.0.0.1:9]: Connection refused (errno 111)`.
     public var description: String {
         var text = "\(operation) failed: \(kind)"
         if let address { text += " [\(address)]" }
