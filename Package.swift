@@ -12,6 +12,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "Torus", targets: ["Torus"]),
+        .library(name: "TorusServiceLifecycle", targets: ["TorusServiceLifecycle"]),
         .executable(name: "echo-server", targets: ["EchoServer"]),
         .executable(name: "echo-client", targets: ["EchoClient"]),
         .executable(name: "udp-echo-server", targets: ["UDPEchoServer"]),
@@ -20,10 +21,12 @@ let package = Package(
         .executable(name: "kv-server", targets: ["KVServer"]),
         .executable(name: "chat-server", targets: ["ChatServer"]),
         .executable(name: "tcp-proxy", targets: ["TCPProxy"]),
+        .executable(name: "echo-service", targets: ["EchoService"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
@@ -39,6 +42,25 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
+            swiftSettings: strictSwift
+        ),
+        // Runs a Torus server as a swift-service-lifecycle Service; a module of its own so that
+        // Torus itself does not depend on ServiceLifecycle (and its Dispatch-based signals).
+        .target(
+            name: "TorusServiceLifecycle",
+            dependencies: [
+                "Torus",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .executableTarget(
+            name: "EchoService",
+            dependencies: [
+                "TorusServiceLifecycle",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Examples/EchoService",
             swiftSettings: strictSwift
         ),
         .executableTarget(
