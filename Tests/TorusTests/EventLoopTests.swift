@@ -96,6 +96,28 @@ extension TorusTests {
             group.syncShutdown()
         }
 
+        @Test func loopsWakeEachOtherThroughTheirRings() async throws {
+            let group = try EventLoopGroup(loopCount: 2)
+            let (first, second) = (group.loops[0], group.loops[1])
+            // Each hop is a job enqueued by one loop's thread onto the other, idle, loop: a
+            // lost wake-up would hang here.
+            let hops = try await Task(executorPreference: first) { () async throws -> Int in
+                var hops = 0
+                for _ in 0..<1000 {
+                    try await withTaskExecutorPreference(second) {
+                        #expect(EventLoop.current === second)
+                        try await second.sleep(for: .zero)
+                    }
+                    #expect(EventLoop.current === first)
+                    hops += 1
+                }
+                return hops
+            }.value
+            #expect(hops == 1000)
+            #expect(EventLoop.current == nil, "a test thread is no loop's")
+            await group.shutdown()
+        }
+
         @Test func syncShutdownStopsAGroup() throws {
             let group = try EventLoopGroup(loopCount: 2)
             group.syncShutdown()

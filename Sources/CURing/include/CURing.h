@@ -49,6 +49,11 @@ static inline void torus_sqe_link_next(struct io_uring_sqe *sqe) {
     sqe->flags |= IOSQE_IO_LINK;
 }
 
+/// Posts no completion for this request if it succeeds (Linux 5.17+).
+static inline void torus_sqe_skip_success(struct io_uring_sqe *sqe) {
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+}
+
 /// Lets the kernel pick a buffer from provided-buffer group `group` for this request.
 static inline void torus_sqe_select_buffer(struct io_uring_sqe *sqe, unsigned short group) {
     sqe->flags |= IOSQE_BUFFER_SELECT;

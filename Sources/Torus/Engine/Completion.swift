@@ -57,4 +57,6 @@ enum InternalTag {
     static let wake: UInt64 = bit | 1
     /// Completions to drop: linked timeouts, cancel requests, detached closes.
     static let ignored: UInt64 = bit | 2
+    /// A wake-up posted by another loop's ring (`IORING_OP_MSG_RING`).
+    static let message: UInt64 = bit | 3
 }

@@ -49,6 +49,10 @@ public final class EventLoop: @unchecked Sendable {
     let configuration: Configuration
     private let threadID: pthread_t
     private let wakeFD: CInt
+    /// This loop's ring descriptor, for wake-ups posted by other loops' rings.
+    private let ringFD: CInt
+    /// Whether other loops may wake this one with `IORING_OP_MSG_RING` (Linux 5.18+).
+    private let acceptsRingMessages: Bool
     private let remote = Mutex(RemoteState())
     private let wakePending = Atomic<Bool>(false)
     /// Set once the loop thread has left its run loop, for good.
@@ -101,6 +105,8 @@ public final class EventLoop: @unchecked Sendable {
     private init(index: Int, ring: consuming Ring, receiveBuffers: consuming ProvidedBufferRing, wakeFD: CInt, configuration: Configuration) {
         self.index = index
         self.capabilities = ring.capabilities
+        self.ringFD = ring.descriptor
+        self.acceptsRingMessages = ring.capabilities.supports(IORING_OP_MSG_RING)
         self.ring = ring
         self.receiveBuffers = receiveBuffers
         self.wakeFD = wakeFD
@@ -195,9 +201,11 @@ extension EventLoop {
             startup.signal()
             return
         }
+        pthread_setspecific(currentLoopKey, Unmanaged.passUnretained(loop).toOpaque())
         startup.result = .success(loop)
         startup.signal()
         loop.run()
+        pthread_setspecific(currentLoopKey, nil)
     }
 
     private func run() {
@@ -243,6 +251,7 @@ extension EventLoop {
 
     private func dispatch(_ completion: Completion, userData: UInt64) {
         if userData & InternalTag.bit != 0 {
+            // A wake-up only ends the wait; the loop then looks at `wakePending`.
             if userData == InternalTag.wake, !isStopping { armWake() }
             return
         }
@@ -296,8 +305,35 @@ extension EventLoop {
         }
         // Only the first enqueue after the loop last looked needs to wake it.
         if !wakePending.exchange(true, ordering: .acquiringAndReleasing) {
+            wake()
+        }
+    }
+
+    /// Ends the loop's wait. From another loop's thread, a message from that loop's ring does
+    /// it with no system call of its own: it goes in with the sender's next submission.
+    /// From any other thread, a write to the eventfd does.
+    private func wake() {
+        if acceptsRingMessages, let sender = EventLoop.current, sender !== self, sender.isRunningLoop, !sender.isStopping {
+            sender.postWake(toRing: ringFD)
+        } else {
             _ = eventfd_write(wakeFD, 1)
         }
+    }
+
+    /// Prepares a message to the ring `fd` (another loop's) that completes its wait. Runs on
+    /// this loop's thread.
+    private func postWake(toRing fd: CInt) {
+        ensureRoom(submissions: 1, arenaBytes: 0)
+        let sqe = ring.nextSubmission()
+        io_uring_prep_msg_ring(sqe, fd, 0, InternalTag.message, 0)
+        sqe.pointee.user_data = InternalTag.ignored
+        torus_sqe_skip_success(sqe)
+    }
+
+    /// The loop whose thread this is, if any.
+    static var current: EventLoop? {
+        guard let pointer = pthread_getspecific(currentLoopKey) else { return nil }
+        return Unmanaged<EventLoop>.fromOpaque(pointer).takeUnretainedValue()
     }
 
     /// Runs work that arrived after the loop stopped. Actors on this loop still get their
@@ -394,6 +430,14 @@ extension EventLoop {
         return stopped
     }
 }
+
+/// The thread-specific key under which each loop thread keeps its loop (unretained: the
+/// thread clears it before the loop can go away).
+private let currentLoopKey: pthread_key_t = {
+    var key = pthread_key_t()
+    precondition(pthread_key_create(&key, nil) == 0, "pthread_key_create failed")
+    return key
+}()
 
 /// The C entry point of a loop thread. A nonisolated global function, as C callbacks must be.
 private func eventLoopThreadMain(_ argument: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {

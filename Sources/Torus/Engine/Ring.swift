@@ -37,6 +37,10 @@ struct Ring: ~Copyable {
 
     /// Tears the ring down; the kernel cancels whatever is still in flight. The loop calls
     /// this when its thread exits, long before the loop object itself goes away.
+    /// The ring's file descriptor, which other rings name to post a completion to it
+    /// (`IORING_OP_MSG_RING`).
+    var descriptor: CInt { ring.pointee.ring_fd }
+
     mutating func close() {
         guard !isClosed else { return }
         isClosed = true
