@@ -65,7 +65,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "EchoServer",
-            dependencies: ["Torus"],
+            dependencies: ["Torus", .product(name: "Logging", package: "swift-log")],
             path: "Examples/EchoServer",
             swiftSettings: strictSwift
         ),
@@ -97,7 +97,7 @@ let package = Package(
         // What the example servers share on top of Torus: binding, the listening line, serving.
         .target(
             name: "ExampleServing",
-            dependencies: ["Torus", "ExampleProtocols"],
+            dependencies: ["Torus", "ExampleProtocols", .product(name: "Logging", package: "swift-log")],
             path: "Examples/Shared/ExampleServing",
             swiftSettings: strictSwift
         ),

@@ -1,11 +1,13 @@
 // echo-server: sends back every byte it receives.
 //
-//   swift run echo-server [--host 127.0.0.1] [--port 7000] [--threads 1]
+//   swift run echo-server [--host 127.0.0.1] [--port 7000] [--threads 1] [--listener per-loop|shared]
 //
-// With --threads N it runs N event loops, each with its own listener on the same port
-// (SO_REUSEPORT), so the kernel spreads connections over the loops. Each connection's handler
-// runs isolated to its connection, on the connection's loop, so reads and writes cost no
-// thread hop.
+// With --threads N it runs N event loops. `--listener per-loop` (the default) gives each loop
+// its own listener on the same port (SO_REUSEPORT), so the kernel spreads connections over the
+// loops; `--listener shared` opens one listener that places connections on the loops in turn.
+// A `Server` serves each connection in a child task, isolated to the connection on its loop,
+// so reads and writes cost no thread hop.
+import Logging
 import Torus
 
 #if canImport(Glibc)
@@ -16,8 +18,9 @@ struct Arguments {
     var host = "127.0.0.1"
     var port: UInt16 = 7000
     var threads = 1
+    var sharedListener = false
 
-    static let usage = "usage: echo-server [--host ADDRESS] [--port PORT] [--threads N]"
+    static let usage = "usage: echo-server [--host ADDRESS] [--port PORT] [--threads N] [--listener per-loop|shared]"
 
     init(_ arguments: [String]) throws(UsageError) {
         var remaining = arguments.makeIterator()
@@ -33,6 +36,9 @@ struct Arguments {
             case "--threads":
                 guard let threads = Int(value), threads > 0 else { throw UsageError("--threads must be a positive number, not \(value)") }
                 self.threads = threads
+            case "--listener":
+                guard value == "per-loop" || value == "shared" else { throw UsageError("--listener must be per-loop or shared, not \(value)") }
+                sharedListener = value == "shared"
             default: throw UsageError("unknown option \(flag)\n\(Self.usage)")
             }
         }
@@ -48,26 +54,16 @@ struct UsageError: Error, CustomStringConvertible {
 /// queued go out first). Runs isolated to the connection, on its event loop: each receive and
 /// send is a direct call, and the bytes go back out of the receive buffer the kernel filled,
 /// without a copy and without waiting for each send.
-func echo(_ connection: isolated Connection) async {
-    do {
-        while let bytes = try await connection.receive() {
-            try await connection.send(bytes)
-        }
-    } catch {
-        // A reset or a failed send ends this connection only.
+/// Sends back every byte received, with no copy, until the peer ends the stream. The server
+/// closes the connection afterwards, and a reset ends this connection only.
+func echo(_ connection: isolated Connection) async throws {
+    while let bytes = try await connection.receive() {
+        try await connection.send(bytes)
     }
-    await connection.close()
 }
 
-func serve(_ listener: Listener) async throws {
-    try await withThrowingDiscardingTaskGroup { group in
-        for try await connection in listener {
-            group.addTask {
-                await connection.withIsolation { await echo($0) }
-            }
-        }
-    }
-}
+/// Only notices and worse: the server's own lines are enough for a demo.
+let quiet = { var logger = Logger(label: "echo-server"); logger.logLevel = .notice; return logger }()
 
 func main() async -> Int32 {
     let arguments: Arguments
@@ -80,18 +76,22 @@ func main() async -> Int32 {
     do {
         let group = try EventLoopGroup(loopCount: arguments.threads)
         let address = try SocketAddress(host: arguments.host, port: arguments.port)
-        var options = Listener.Options()
-        options.reusePort = arguments.threads > 1
         var listeners: [Listener] = []
-        for loop in group.loops {
-            let bindTo = listeners.first.map { address.withPort($0.localAddress.port ?? arguments.port) } ?? address
-            listeners.append(try await Listener(bindingTo: bindTo, options: options, on: loop))
+        if arguments.sharedListener {
+            listeners.append(try await Listener(bindingTo: address, group: group))
+        } else {
+            var options = Listener.Options()
+            options.reusePort = arguments.threads > 1
+            for loop in group.loops {
+                let bindTo = listeners.first.map { address.withPort($0.localAddress.port ?? arguments.port) } ?? address
+                listeners.append(try await Listener(bindingTo: bindTo, options: options, on: loop))
+            }
         }
         print("echo-server listening on \(listeners[0].localAddress) with \(arguments.threads) event loop(s)")
         fflush(nil)  // Into a pipe, stdout is block-buffered: scripts wait for this line.
         try await withThrowingDiscardingTaskGroup { group in
             for listener in listeners {
-                group.addTask { try await serve(listener) }
+                group.addTask { try await listener.serve(logger: quiet, echo) }
             }
         }
         return 0

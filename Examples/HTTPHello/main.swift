@@ -1,6 +1,6 @@
 // http-hello: an HTTP/1.1 server that answers `GET /` with `Hello, World!`.
 //
-//   swift run -c release http-hello [--host 127.0.0.1] [--port 8080] [--threads 1] [--idle-timeout 60]
+//   swift run -c release http-hello [--host 127.0.0.1] [--port 8080] [--threads 1] [--listener per-loop|shared] [--idle-timeout 60]
 //
 // Keep-alive and pipelining (the answers to every request that arrived in one read go out in
 // one write, in order), Content-Length and chunked request bodies, `Connection: close` and
@@ -19,12 +19,12 @@ import Glibc
 func main() async -> Int32 {
     await ExampleServer.run(name: "http-hello") {
         let options = try ExampleOptions(
-            CommandLine.arguments.dropFirst(), accepting: ["host", "port", "threads", "idle-timeout"],
-            usage: "usage: http-hello [--host ADDRESS] [--port PORT] [--threads N] [--idle-timeout SECONDS]")
+            CommandLine.arguments.dropFirst(), accepting: ["host", "port", "threads", "listener", "idle-timeout"],
+            usage: "usage: http-hello [--host ADDRESS] [--port PORT] [--threads N] [--listener per-loop|shared] [--idle-timeout SECONDS]")
         let idleTimeout = try options.seconds("idle-timeout", default: .seconds(60))
         let listeners = try await ExampleServer.bind(name: "http-hello", options: options, defaultPort: 8080)
         try await ExampleServer.serve(listeners) { connection in
-            await connection.withIsolation { await HTTPHelloHandler.serve($0, idleTimeout: idleTimeout) }
+            await HTTPHelloHandler.serve(connection, idleTimeout: idleTimeout)
         }
     }
 }

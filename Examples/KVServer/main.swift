@@ -27,9 +27,7 @@ func main() async -> Int32 {
         let listeners = try await ExampleServer.bind(name: "kv-server", options: options, defaultPort: 6379)
         let store = KVStore(on: listeners[0].eventLoop)
         try await ExampleServer.serve(listeners) { connection in
-            await connection.withIsolation {
-                await KVConnectionHandler.serve($0, store: store, maxBulkLength: maxBulkLength)
-            }
+            await KVConnectionHandler.serve(connection, store: store, maxBulkLength: maxBulkLength)
         }
     }
 }

@@ -1,20 +1,25 @@
 public import ExampleProtocols
 public import Torus
+import Logging
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// What every example server shares: `--host`, `--port` and `--threads` parsing, one listener
-/// per event loop on the same port (`SO_REUSEPORT` when there are several), the
-/// `NAME listening on HOST:PORT` line scripts wait for, and the exit code.
+/// What every example server shares: `--host`, `--port`, `--threads` and `--listener` parsing,
+/// the listeners, the `NAME listening on HOST:PORT` line scripts wait for, and the exit code.
+///
+/// With several threads (event loops), `--listener per-loop` (the default) binds one listener
+/// per loop on the same port (`SO_REUSEPORT`: the kernel spreads connections over the
+/// sockets); `--listener shared` binds one listener that places its connections on the loops
+/// in turn.
 public enum ExampleServer {
-    /// Binds one listener per loop and prints the listening line.
+    /// Binds the listeners and prints the listening line.
     ///
     /// - Parameters:
     ///   - name: The program name that starts the listening line.
-    ///   - options: Parsed options; `host`, `port` (default `defaultPort`) and `threads`
-    ///     (default 1) are read from them.
+    ///   - options: Parsed options; `host`, `port` (default `defaultPort`), `threads`
+    ///     (default 1) and `listener` (`per-loop` or `shared`) are read from them.
     /// - Returns: The listeners, the first one's loop first.
     /// - Throws: ``ExampleUsageError`` for bad option values, ``TorusError`` when binding fails.
     public static func bind(
@@ -23,15 +28,23 @@ public enum ExampleServer {
         let host = options.string("host", default: "127.0.0.1")
         let port = try options.port("port", default: defaultPort)
         let threads = try options.integer("threads", default: 1)
+        let placement = options.string("listener", default: "per-loop")
+        guard placement == "per-loop" || placement == "shared" else {
+            throw ExampleUsageError("--listener must be per-loop or shared, not \(placement)")
+        }
         let group = try EventLoopGroup(loopCount: threads)
         let address = try SocketAddress(host: host, port: port)
-        var listenerOptions = Listener.Options()
-        listenerOptions.reusePort = threads > 1
         var listeners: [Listener] = []
-        for loop in group.loops {
-            // Port 0: the others bind the port the first one got.
-            let bindTo = listeners.first.map { address.withPort($0.localAddress.port ?? port) } ?? address
-            listeners.append(try await Listener(bindingTo: bindTo, options: listenerOptions, on: loop))
+        if placement == "shared" {
+            listeners.append(try await Listener(bindingTo: address, group: group))
+        } else {
+            var listenerOptions = Listener.Options()
+            listenerOptions.reusePort = threads > 1
+            for loop in group.loops {
+                // Port 0: the others bind the port the first one got.
+                let bindTo = listeners.first.map { address.withPort($0.localAddress.port ?? port) } ?? address
+                listeners.append(try await Listener(bindingTo: bindTo, options: listenerOptions, on: loop))
+            }
         }
         print("\(name) listening on \(listeners[0].localAddress) with \(threads) event loop(s)")
         fflush(nil)  // Into a pipe, stdout is block-buffered: scripts wait for this line.
@@ -53,21 +66,29 @@ public enum ExampleServer {
         }
     }
 
-    /// Accepts connections from every listener, calling `handle` for each in a child task of
-    /// its own. Returns when every listener has closed.
+    /// Serves the connections of every listener with a ``Server`` each, calling `handle` for
+    /// each connection in a child task of its own; the server closes the connection after
+    /// `handle` returns. Returns when every listener has closed.
     public static func serve(
-        _ listeners: [Listener], handle: @escaping @Sendable (Connection) async -> Void
+        _ listeners: [Listener],
+        configuration: Server.Configuration = .init(),
+        handle: @escaping @Sendable (isolated Connection) async -> Void
     ) async throws {
         try await withThrowingDiscardingTaskGroup { group in
             for listener in listeners {
                 group.addTask {
-                    try await withThrowingDiscardingTaskGroup { connections in
-                        for try await connection in listener {
-                            connections.addTask { await handle(connection) }
-                        }
+                    try await listener.serve(configuration: configuration, logger: quietLogger) { connection in
+                        await handle(connection)
                     }
                 }
             }
         }
     }
+
+    /// Logs notices and worse only: the examples print their own lines.
+    private static let quietLogger: Logger = {
+        var logger = Logger(label: "example-server")
+        logger.logLevel = .notice
+        return logger
+    }()
 }
