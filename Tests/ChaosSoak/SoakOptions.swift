@@ -39,7 +39,7 @@ struct SoakOptions {
     var sampleEvery: Double?
     var warmUpFraction = 0.2
     var rssTolerancePercent = 10.0
-    var rssToleranceFloorMiB = 4.0
+    var rssToleranceFloorMiB = 16.0
 
     static let usage = """
         usage: chaos-soak --connect 127.0.0.1:PORT [--server NAME=PID ...] [options]
@@ -60,7 +60,7 @@ struct SoakOptions {
           --settle-timeout S      time for server descriptors to return to baseline (default 10)
           --sample-every S        RSS sampling period (default duration/30, 2...10 s)
           --rss-tolerance P       allowed RSS growth after warm-up, % (default 10; see MemoryTrend)
-          --rss-floor MIB         ... but at least this many MiB (default 4)
+          --rss-floor MIB         ... but at least this many MiB (default 16)
         """
 
     init(_ arguments: [String]) throws(UsageError) {
