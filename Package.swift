@@ -22,6 +22,7 @@ let package = Package(
         .executable(name: "chat-server", targets: ["ChatServer"]),
         .executable(name: "tcp-proxy", targets: ["TCPProxy"]),
         .executable(name: "echo-service", targets: ["EchoService"]),
+        .executable(name: "chaos-soak", targets: ["ChaosSoak"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
@@ -123,6 +124,13 @@ let package = Package(
             name: "TCPProxy",
             dependencies: ["Torus", "ExampleProtocols", "ExampleServing"],
             path: "Examples/TCPProxy",
+            swiftSettings: strictSwift
+        ),
+        // The chaos soak client (scripts/chaos-soak.sh): plain POSIX sockets, independent of
+        // Torus, against the example servers.
+        .executableTarget(
+            name: "ChaosSoak",
+            path: "Tests/ChaosSoak",
             swiftSettings: strictSwift
         ),
         .testTarget(
