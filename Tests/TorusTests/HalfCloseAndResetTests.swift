@@ -8,6 +8,36 @@ extension TorusTests {
     /// The ends of a stream: an orderly half-close, and a reset by the peer.
     @Suite(.noDescriptorLeaks)
     struct HalfCloseAndResetTests {
+        @Test func shutdownRacingCloseNeverShutsDownTheSocketThatReusesTheDescriptor() async throws {
+            // Found by the chaos soak (tcp-proxy): a shutdown still queued when the connection
+            // closed hit whichever socket got the descriptor number next.
+            try await withEchoServer { address in
+                for _ in 0..<100 {
+                    let connection = try await Connection.connect(to: address)
+                    let reused: CInt = await connection.withIsolation { connection in
+                        let shutting = Task { try? await connection.shutdown(.write) }
+                        await Task.yield()
+                        await connection.close()
+                        // The lowest free number: the one the connection had.
+                        let reused = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+                        // Whatever the shutdown was going to do, it has done now.
+                        _ = await shutting.value
+                        return reused
+                    }
+                    defer { Glibc.close(reused) }
+                    var peer = RawSocket.loopbackAddress(port: address.port!)
+                    let connected = withUnsafePointer(to: &peer) {
+                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(reused, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                    }
+                    #expect(connected == 0)
+                    var byte: UInt8 = 42
+                    let sent = send(reused, &byte, 1, Int32(MSG_NOSIGNAL))
+                    #expect(sent == 1, "the new socket's write side is open")
+                    if sent == 1 { #expect(recv(reused, &byte, 1, 0) == 1, "and the echo comes back") }
+                }
+            }
+        }
+
         @Test func halfCloseLetsServerReplyAfterClientFinishesWriting() async throws {
             let (client, server) = try await connectedPair()
             let request = randomBytes(300_000)

@@ -67,12 +67,6 @@ extension EventLoop {
         }
     }
 
-    /// Shuts down one or both directions of a connected socket (`SHUT_*`).
-    func shutdown(_ fd: CInt, how: CInt, isolation: isolated (any Actor)? = #isolation
-    ) async -> Completion {
-        await submit { sqe, _ in io_uring_prep_shutdown(sqe, fd, how) }
-    }
-
     /// Closes a descriptor.
     func close(_ fd: CInt, isolation: isolated (any Actor)? = #isolation) async -> Completion {
         // A close must happen even if the task is cancelled: a leaked descriptor is worse

@@ -511,17 +511,19 @@ public actor Connection {
     /// Shuts down one direction of the connection. After `.write`, the peer reads end of
     /// stream once it has everything written before; this side can still read.
     public func shutdown(_ direction: ShutdownDirection) async throws {
-        guard !isClosed else { throw TorusError(.connectionClosed, operation: .shutdown, address: remoteAddress) }
+        guard !isClosed else { throw closedError(.shutdown) }
         if direction != .read {
             isOutputShutDown = true
             // What `send` queued goes out before the end of stream.
             try await flush()
+            // Closed while the queue drained: the descriptor's number may be another socket's.
+            guard !isClosed else { throw closedError(.shutdown) }
         }
-        let completion = await eventLoop.shutdown(fd, how: direction.how)
-        // ENOTCONN: the peer already closed both ways; the direction is shut all the same.
-        guard completion.result == 0 || completion.result == -ENOTCONN else {
-            throw failure(completion, .shutdown, timeout: nil)
-        }
+        // A direct call, not a ring request: io_uring runs SHUTDOWN on a worker thread that
+        // looks the descriptor up only when it runs, after a `close()` that came meanwhile may
+        // have freed the number for a new socket. shutdown(2) on a socket never blocks, and
+        // here nothing can close the descriptor between the check above and the call.
+        try SocketSyscalls.shutdown(fd, how: direction.how, address: remoteAddress)
     }
 
     /// Closes the connection. Reads and writes in progress end with

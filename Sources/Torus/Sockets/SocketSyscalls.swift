@@ -42,6 +42,14 @@ enum SocketSyscalls {
         guard Glibc.listen(fd, backlog) == 0 else { throw TorusError(errno: errno, operation: .listen, address: address) }
     }
 
+    /// Shuts down one or both directions (`SHUT_*`). `ENOTCONN` (the peer already closed
+    /// both ways) counts as done: the direction is shut all the same.
+    static func shutdown(_ fd: CInt, how: CInt, address: SocketAddress) throws(TorusError) {
+        guard Glibc.shutdown(fd, how) == 0 || errno == ENOTCONN else {
+            throw TorusError(errno: errno, operation: .shutdown, address: address)
+        }
+    }
+
     static func localAddress(_ fd: CInt) -> SocketAddress? {
         address(of: fd, using: getsockname)
     }
