@@ -49,7 +49,7 @@ public final class EventLoop: @unchecked Sendable {
     let configuration: Configuration
     private let threadID: pthread_t
     private let wakeFD: CInt
-    private let remote = Mutex(RemoteState())
+    private let remote = AnnotatedMutex(RemoteState())
     private let wakePending = Atomic<Bool>(false)
     /// Set once the loop thread has left its run loop, for good.
     private let hasStopped = Atomic<Bool>(false)
