@@ -138,6 +138,13 @@ let package = Package(
             dependencies: ["ExampleProtocols"],
             swiftSettings: strictSwift
         ),
+        // A test helper, not an example: runs a program under a seccomp filter that makes the
+        // io_uring system calls fail (Tests/DenyIOUring/DenyIOUring.c). TorusTests runs it,
+        // from the directory it is built into, on the echo-server example.
+        .executableTarget(
+            name: "DenyIOUring",
+            path: "Tests/DenyIOUring"
+        ),
         .testTarget(
             name: "TorusTests",
             dependencies: [

@@ -69,3 +69,22 @@ struct io_uring_buf_ring *torus_buf_ring_create(struct io_uring *ring, unsigned 
     }
     return buffers;
 }
+
+// ThreadSanitizer's annotation interface, present only when this file is built with
+// -fsanitize=thread (SwiftPM passes it to C targets under `swift build --sanitize=thread`).
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TORUS_THREAD_SANITIZER 1
+#endif
+#endif
+
+#ifdef TORUS_THREAD_SANITIZER
+void __tsan_acquire(void *address);
+void __tsan_release(void *address);
+
+void torus_tsan_acquire(void *address) { __tsan_acquire(address); }
+void torus_tsan_release(void *address) { __tsan_release(address); }
+#else
+void torus_tsan_acquire(void *address) { (void)address; }
+void torus_tsan_release(void *address) { (void)address; }
+#endif

@@ -79,6 +79,12 @@ static inline void torus_buf_ring_advance(struct io_uring_buf_ring *buffers, int
     io_uring_buf_ring_advance(buffers, count);
 }
 
+/// Tell ThreadSanitizer that the calling thread acquires / releases the synchronization object
+/// at `address` (`__tsan_acquire` / `__tsan_release`); no-ops in builds without it. For locks
+/// whose hand-off it cannot see (see Sources/Torus/Support/AnnotatedMutex.swift).
+void torus_tsan_acquire(void *address);
+void torus_tsan_release(void *address);
+
 /// Names the calling thread (shown by top, ps, gdb); at most 15 bytes are kept.
 void torus_set_thread_name(const char *name);
 

@@ -53,7 +53,7 @@ public final class EventLoop: @unchecked Sendable {
     private let ringFD: CInt
     /// Whether other loops may wake this one with `IORING_OP_MSG_RING` (Linux 5.18+).
     private let acceptsRingMessages: Bool
-    private let remote = Mutex(RemoteState())
+    private let remote = AnnotatedMutex(RemoteState())
     private let wakePending = Atomic<Bool>(false)
     /// Set once the loop thread has left its run loop, for good.
     private let hasStopped = Atomic<Bool>(false)

@@ -12,7 +12,7 @@ public final class EventLoopGroup: Sendable {
     public let loops: [EventLoop]
     private let threads: [UInt]   // pthread_t values, for joining
     private let nextIndex = Atomic<Int>(0)
-    private let state = Mutex(State.running)
+    private let state = AnnotatedMutex(State.running)
     private let isShared: Bool
 
     private enum State { case running, shuttingDown, shutDown }

@@ -47,21 +47,29 @@ public struct IOUringCapabilities: Sendable, CustomStringConvertible {
     }
 
     /// The one error that explains why `io_uring_setup` failed with `errno`, and what to do.
+    ///
+    /// `EPERM` has several possible causes; the message names the one this process is under,
+    /// as far as it can tell: the `kernel.io_uring_disabled` sysctl, a seccomp filter on this
+    /// process (the `Seccomp:` line of `/proc/self/status`), or, when neither is in force,
+    /// a security module's policy.
     static func setupError(errno: Int32) -> TorusError {
         let reason: String
         switch errno {
         case EPERM:
-            let disabled = readSysctl("/proc/sys/kernel/io_uring_disabled")
-            if let disabled, disabled != "0" {
-                reason = "io_uring is disabled by the kernel.io_uring_disabled sysctl (value \(disabled)); "
-                    + "run `sysctl -w kernel.io_uring_disabled=0` (or 1 and add this user to kernel.io_uring_group)"
-            } else {
-                reason = "io_uring_setup is not permitted: a seccomp filter forbids it "
-                    + "(Docker's default profile does); run with a seccomp profile that allows "
-                    + "io_uring_setup, io_uring_enter and io_uring_register (e.g. docker run --security-opt seccomp=unconfined)"
-            }
+            reason = permissionReason(
+                ioUringDisabled: readFile("/proc/sys/kernel/io_uring_disabled")?.filter { !$0.isWhitespace },
+                seccompFiltered: isSeccompFiltered())
         case ENOSYS:
-            reason = "this kernel has no io_uring (built without CONFIG_IO_URING); Torus needs Linux 6.1 or later"
+            let kernel = "this kernel (Linux \(kernelRelease()))"
+            if isSeccompFiltered() == true {
+                reason = "io_uring_setup is not implemented here: \(kernel) was built without CONFIG_IO_URING, "
+                    + "or the seccomp filter on this process answers ENOSYS for it, as some container runtimes "
+                    + "do for the calls they block; Torus needs Linux 6.1 or later built with io_uring, and a "
+                    + "seccomp profile that allows io_uring_setup, io_uring_enter and io_uring_register"
+            } else {
+                reason = "\(kernel) has no io_uring system calls: it was built without CONFIG_IO_URING; "
+                    + "Torus needs Linux 6.1 or later built with io_uring"
+            }
         case ENOMEM:
             reason = "not enough locked memory for the ring; raise `ulimit -l` (RLIMIT_MEMLOCK) or use Linux 5.12+ which accounts rings to memory cgroups"
         case EMFILE, ENFILE:
@@ -74,13 +82,77 @@ public struct IOUringCapabilities: Sendable, CustomStringConvertible {
         return TorusError(.ioUringUnavailable, operation: .ringSetup, errno: errno, detail: reason)
     }
 
-    private static func readSysctl(_ path: String) -> String? {
+    private static let seccompFix = "run with a seccomp profile that allows io_uring_setup, io_uring_enter "
+        + "and io_uring_register (e.g. docker run --security-opt seccomp=unconfined)"
+
+    /// Why `io_uring_setup` is not permitted, and the fix, given the `kernel.io_uring_disabled`
+    /// value (nil where the kernel has no such sysctl) and whether a seccomp filter is in force
+    /// (nil if unknown).
+    private static func permissionReason(ioUringDisabled: String?, seccompFiltered: Bool?) -> String {
+        let sysctl: String?
+        switch ioUringDisabled {
+        case nil, "0"?:
+            sysctl = nil
+        case "1"?:
+            sysctl = "io_uring is restricted by the kernel.io_uring_disabled sysctl (value 1) to CAP_SYS_ADMIN "
+                + "and the members of the group in kernel.io_uring_group; add this user to that group, "
+                + "or run `sysctl -w kernel.io_uring_disabled=0`"
+        case let value?:
+            sysctl = "io_uring is disabled by the kernel.io_uring_disabled sysctl (value \(value)); "
+                + "run `sysctl -w kernel.io_uring_disabled=0`"
+        }
+        switch (sysctl, seccompFiltered) {
+        case (let sysctl?, true?):
+            return sysctl + "; a seccomp filter is also in force on this process and may forbid io_uring too: if so, "
+                + seccompFix
+        case (let sysctl?, _):
+            return sysctl
+        case (nil, true?):
+            return "a seccomp filter on this process forbids io_uring_setup (Docker's default profile does); "
+                + seccompFix
+        case (nil, false?):
+            return "the kernel refused io_uring_setup although kernel.io_uring_disabled does not forbid it and no "
+                + "seccomp filter is in force, so most likely a security module's policy (SELinux, AppArmor) "
+                + "forbids it; allow io_uring in that policy"
+        case (nil, nil):
+            return "io_uring_setup is not permitted, most likely by a seccomp filter (Docker's default profile "
+                + "forbids it); " + seccompFix
+        }
+    }
+
+    /// Whether a seccomp filter is in force on this process (`Seccomp: 2` in
+    /// `/proc/self/status`); nil if that cannot be read.
+    private static func isSeccompFiltered() -> Bool? {
+        guard let status = readFile("/proc/self/status", limit: 16 * 1024) else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix("Seccomp:") {
+            return line.dropFirst("Seccomp:".count).filter { !$0.isWhitespace } == "2"
+        }
+        return nil
+    }
+
+    /// The running kernel's release, as `uname -r` prints it.
+    private static func kernelRelease() -> String {
+        var names = utsname()
+        guard uname(&names) == 0 else { return "unknown" }
+        return withUnsafeBytes(of: names.release) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+    }
+
+    /// The start of a small file (a sysctl, a `/proc` status), at most `limit` bytes.
+    private static func readFile(_ path: String, limit: Int = 64) -> String? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 16)
-        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard count > 0 else { return nil }
-        return String(decoding: buffer[..<count], as: UTF8.self).filter { !$0.isWhitespace }
+        var buffer = [UInt8](repeating: 0, count: limit)
+        var filled = 0
+        while filled < limit {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + filled, limit - filled) }
+            if count < 0, Glibc.errno == EINTR { continue }
+            guard count > 0 else { break }
+            filled += count
+        }
+        guard filled > 0 else { return nil }
+        return String(decoding: buffer[..<filled], as: UTF8.self)
     }
 }

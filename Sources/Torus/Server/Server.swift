@@ -30,7 +30,7 @@ public final class Server: Sendable {
     private let metrics: ServerMetrics
     /// The connections being served, one registry per connection loop, by loop.
     private let registries: [ObjectIdentifier: LoopConnections]
-    private let state = Mutex(State())
+    private let state = AnnotatedMutex(State())
 
     private struct State {
         var phase = Phase.ready

@@ -31,7 +31,7 @@ extension SocketAddress {
 private final class Lookup: Sendable {
     let host: String
     let port: UInt16
-    private let waiter = Mutex<Waiter>(.notStarted)
+    private let waiter = AnnotatedMutex<Waiter>(.notStarted)
 
     private enum Waiter {
         case notStarted
