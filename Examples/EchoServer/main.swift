@@ -79,21 +79,14 @@ func main() async -> Int32 {
         var listeners: [Listener] = []
         if arguments.sharedListener {
             listeners.append(try await Listener(bindingTo: address, group: group))
+        } else if arguments.threads > 1 {
+            listeners = try await Listener.perLoop(bindingTo: address, group: group)
         } else {
-            var options = Listener.Options()
-            options.reusePort = arguments.threads > 1
-            for loop in group.loops {
-                let bindTo = listeners.first.map { address.withPort($0.localAddress.port ?? arguments.port) } ?? address
-                listeners.append(try await Listener(bindingTo: bindTo, options: options, on: loop))
-            }
+            listeners.append(try await Listener(bindingTo: address, on: group.loops[0]))
         }
         print("echo-server listening on \(listeners[0].localAddress) with \(arguments.threads) event loop(s)")
         fflush(nil)  // Into a pipe, stdout is block-buffered: scripts wait for this line.
-        try await withThrowingDiscardingTaskGroup { group in
-            for listener in listeners {
-                group.addTask { try await listener.serve(logger: quiet, echo) }
-            }
-        }
+        try await Server(listeners: listeners, logger: quiet).run(echo)
         return 0
     } catch {
         print("echo-server: \(error)")

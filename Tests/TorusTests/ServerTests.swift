@@ -243,6 +243,46 @@ extension TorusTests {
             await group.shutdown()
         }
 
+        @Test func oneServerServesListenersOnEveryLoopWithOneConnectionLimit() async throws {
+            let group = try EventLoopGroup(loopCount: 2)
+            let listeners = try await Listener.perLoop(bindingTo: .ipv4(.loopback, port: 0), group: group)
+            #expect(listeners.map(\.eventLoop) == group.loops)
+            #expect(Set(listeners.map(\.localAddress)).count == 1, "one port for all")
+            let server = Server(listeners: listeners, configuration: .init(maxConnections: 2))
+            let concurrent = Atomic<Int>(0)
+            let mostConcurrent = Atomic<Int>(0)
+            let loopsUsed = Mutex<Set<Int>>([])
+            let running = Task {
+                try await server.run { connection in
+                    #expect(connection.eventLoop.isInEventLoop)
+                    loopsUsed.withLock { _ = $0.insert(connection.eventLoop.index) }
+                    mostConcurrent.max(concurrent.add(1, ordering: .relaxed).newValue, ordering: .relaxed)
+                    defer { concurrent.subtract(1, ordering: .relaxed) }
+                    while let bytes = try await connection.read() { try await connection.write(bytes) }
+                }
+            }
+            // The kernel picks a socket per connection by a hash of its addresses: with 32,
+            // both loops get some (all on one: a chance of 2 in 2^32).
+            try await withThrowingTaskGroup(of: Void.self) { clients in
+                for _ in 0..<32 {
+                    clients.addTask {
+                        let client = try await Connection.connect(to: listeners[0].localAddress)
+                        try await client.write("x")
+                        #expect(try await client.read(exactly: 1) == Array("x".utf8))
+                        try await client.shutdown(.write)
+                        #expect(try await client.read() == nil)
+                        await client.close()
+                    }
+                }
+                try await clients.waitForAll()
+            }
+            server.shutdown()
+            try await running.value
+            #expect(mostConcurrent.load(ordering: .relaxed) <= 2)
+            #expect(loopsUsed.withLock { $0 } == [0, 1])
+            await group.shutdown()
+        }
+
         @Test func metricsCountConnectionsBytesAndErrors() async throws {
             let metrics = TestMetrics()
             let listener = try await Listener(bindingTo: .ipv4(.loopback, port: 0))

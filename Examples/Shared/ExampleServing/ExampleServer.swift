@@ -37,14 +37,10 @@ public enum ExampleServer {
         var listeners: [Listener] = []
         if placement == "shared" {
             listeners.append(try await Listener(bindingTo: address, group: group))
+        } else if threads > 1 {
+            listeners = try await Listener.perLoop(bindingTo: address, group: group)
         } else {
-            var listenerOptions = Listener.Options()
-            listenerOptions.reusePort = threads > 1
-            for loop in group.loops {
-                // Port 0: the others bind the port the first one got.
-                let bindTo = listeners.first.map { address.withPort($0.localAddress.port ?? port) } ?? address
-                listeners.append(try await Listener(bindingTo: bindTo, options: listenerOptions, on: loop))
-            }
+            listeners.append(try await Listener(bindingTo: address, on: group.loops[0]))
         }
         print("\(name) listening on \(listeners[0].localAddress) with \(threads) event loop(s)")
         fflush(nil)  // Into a pipe, stdout is block-buffered: scripts wait for this line.
@@ -66,22 +62,16 @@ public enum ExampleServer {
         }
     }
 
-    /// Serves the connections of every listener with a ``Server`` each, calling `handle` for
-    /// each connection in a child task of its own; the server closes the connection after
-    /// `handle` returns. Returns when every listener has closed.
+    /// Serves the connections of every listener with one ``Server``, calling `handle` for each
+    /// connection in a child task of its own; the server closes the connection after `handle`
+    /// returns. Returns when every listener has closed.
     public static func serve(
         _ listeners: [Listener],
         configuration: Server.Configuration = .init(),
         handle: @escaping @Sendable (isolated Connection) async -> Void
     ) async throws {
-        try await withThrowingDiscardingTaskGroup { group in
-            for listener in listeners {
-                group.addTask {
-                    try await listener.serve(configuration: configuration, logger: quietLogger) { connection in
-                        await handle(connection)
-                    }
-                }
-            }
+        try await Server(listeners: listeners, configuration: configuration, logger: quietLogger).run { connection in
+            await handle(connection)
         }
     }
 

@@ -2,9 +2,9 @@ public import Logging
 import CoreMetrics
 import Synchronization
 
-/// Serves the connections a ``Listener`` accepts: one child task per connection, running
-/// isolated to the connection on its event loop, with a connection limit, idle, read and
-/// write timeouts, metrics, and graceful shutdown.
+/// Serves the connections one or more ``Listener``s accept: one child task per connection,
+/// running isolated to the connection on its event loop, with a connection limit, idle, read
+/// and write timeouts, metrics, and graceful shutdown.
 ///
 /// ```swift
 /// let listener = try await Listener(bindingTo: .ipv4(.loopback, port: 7000))
@@ -16,14 +16,19 @@ import Synchronization
 /// }
 /// ```
 ///
+/// To use every core, give the server one listener per loop of a group
+/// (``Listener/perLoop(bindingTo:backlog:options:group:logger:)``): each accepts on its own
+/// loop, where its connections then live, so nothing crosses threads; or one listener that
+/// spreads its connections over a group (``Listener/init(bindingTo:backlog:options:group:logger:)``).
+///
 /// ``run(_:)`` returns once the server has shut down and every handler has ended. A graceful
 /// shutdown begins with ``shutdown(gracePeriod:)`` or when the task running ``run(_:)`` is
 /// cancelled: the listener closes, running handlers get the grace period to finish, and
 /// those still running then are cancelled. The server closes each connection after its
 /// handler returns or throws; an error thrown by a handler ends that connection only.
 public final class Server: Sendable {
-    /// The listener whose connections this server serves; the server closes it on shutdown.
-    public let listener: Listener
+    /// The listeners whose connections this server serves; the server closes them on shutdown.
+    public let listeners: [Listener]
     /// The server's limits and timeouts.
     public let configuration: Configuration
     private let logger: Logger
@@ -37,15 +42,15 @@ public final class Server: Sendable {
         var hasRun = false
         /// Connections being served.
         var active = 0
-        /// Whether the accept loop holds a slot for the connection it is accepting.
-        var isAccepting = false
-        /// The accept loop, waiting for a free slot at the connection limit.
-        var slotWaiter: CheckedContinuation<Bool, Never>?
+        /// Accept loops holding an accepted connection until a handler ends (at the limit).
+        var slotWaiters: [CheckedContinuation<Bool, Never>] = []
+        /// The first error that ended an accept loop.
+        var acceptFailure: (any Error)?
         /// The task running the accept loop and the handlers.
         var serving: Task<Void, any Error>?
         /// Cancels `serving` when the grace period ends.
         var deadline: Task<Void, Never>?
-        /// Closes the listener when the shutdown begins.
+        /// Closes the listeners when the shutdown begins.
         var closing: Task<Void, Never>?
     }
 
@@ -58,15 +63,29 @@ public final class Server: Sendable {
     ///     connections, and so their handlers, run.
     ///   - configuration: Limits, timeouts and the grace period.
     ///   - logger: Where shutdown, limit pauses and handler errors are logged; never per byte.
-    public init(listener: Listener, configuration: Configuration = .init(), logger: Logger = Logger(label: "torus.server")) {
-        self.listener = listener
+    public convenience init(listener: Listener, configuration: Configuration = .init(), logger: Logger = Logger(label: "torus.server")) {
+        self.init(listeners: [listener], configuration: configuration, logger: logger)
+    }
+
+    /// Creates a server for the connections several listeners accept (one per loop, say), with
+    /// one connection limit, one shutdown and one set of metrics for all; ``run(_:)`` starts
+    /// it. Each listener is accepted from on its own loop.
+    ///
+    /// - Parameters:
+    ///   - listeners: The listeners to accept from; at least one. Metrics and logs name the
+    ///     first one's address.
+    ///   - configuration: Limits, timeouts and the grace period.
+    ///   - logger: Where shutdown, limit pauses and handler errors are logged; never per byte.
+    public init(listeners: [Listener], configuration: Configuration = .init(), logger: Logger = Logger(label: "torus.server")) {
+        precondition(!listeners.isEmpty, "a Server needs at least one listener")
+        self.listeners = listeners
         self.configuration = configuration
         var logger = logger
-        logger[metadataKey: "listener"] = "\(listener.localAddress)"
+        logger[metadataKey: "listener"] = "\(listeners[0].localAddress)"
         self.logger = logger
-        self.metrics = ServerMetrics(listener: listener.localAddress, factory: configuration.metricsFactory ?? MetricsSystem.factory)
+        self.metrics = ServerMetrics(listener: listeners[0].localAddress, factory: configuration.metricsFactory ?? MetricsSystem.factory)
         var registries: [ObjectIdentifier: LoopConnections] = [:]
-        for loop in listener.connectionLoops {
+        for loop in listeners.flatMap(\.connectionLoops) where registries[ObjectIdentifier(loop)] == nil {
             registries[ObjectIdentifier(loop)] = LoopConnections(loop: loop)
         }
         self.registries = registries
@@ -98,12 +117,13 @@ public final class Server: Sendable {
         }
         if shouldServe {
             logger.info("serving", metadata: [
-                "loops": "\(listener.connectionLoops.count)",
+                "listeners": "\(listeners.count)",
+                "loops": "\(registries.count)",
                 "maxConnections": "\(configuration.maxConnections.map(String.init) ?? "none")",
             ])
             // Not a child of the caller's task: cancelling the caller starts a graceful
             // shutdown instead of cancelling every handler at once.
-            let serving = Task(executorPreference: listener.eventLoop) { try await self.serve(handler) }
+            let serving = Task(executorPreference: listeners[0].eventLoop) { try await self.serve(handler) }
             state.withLock { $0.serving = serving }
             try await withTaskCancellationHandler {
                 try await serving.value
@@ -119,32 +139,35 @@ public final class Server: Sendable {
         if let closing {
             await closing.value
         } else {
-            await listener.close()
+            for listener in listeners { await listener.close() }
         }
         logger.info("stopped")
     }
 
-    /// Begins a graceful shutdown and returns at once: the listener closes, running handlers
+    /// Begins a graceful shutdown and returns at once: the listeners close, running handlers
     /// get `gracePeriod` (by default the configuration's) to finish, and those still running
     /// then are cancelled. ``run(_:)`` returns when it is done. Calling it again, or after
     /// the server stopped, does nothing.
     public func shutdown(gracePeriod: Duration? = nil) {
         let gracePeriod = gracePeriod ?? configuration.shutdownGracePeriod
-        let (began, slotWaiter, active) = state.withLock { state -> (Bool, CheckedContinuation<Bool, Never>?, Int) in
-            guard state.phase == .ready || state.phase == .running else { return (false, nil, 0) }
+        let loop = listeners[0].eventLoop
+        let (began, slotWaiters, active) = state.withLock { state -> (Bool, [CheckedContinuation<Bool, Never>], Int) in
+            guard state.phase == .ready || state.phase == .running else { return (false, [], 0) }
             state.phase = .shuttingDown
-            state.closing = Task { await self.listener.close() }
-            // A timer on the listener's loop: a cancelled shutdown deadline leaves nothing behind.
-            state.deadline = Task(executorPreference: listener.eventLoop) {
-                guard (try? await self.listener.eventLoop.sleep(for: gracePeriod)) != nil else { return }
+            state.closing = Task {
+                for listener in self.listeners { await listener.close() }
+            }
+            // A timer on a loop: a cancelled shutdown deadline leaves nothing behind.
+            state.deadline = Task(executorPreference: loop) {
+                guard (try? await loop.sleep(for: gracePeriod)) != nil else { return }
                 self.cancelHandlers()
             }
-            defer { state.slotWaiter = nil }
-            return (true, state.slotWaiter, state.active)
+            defer { state.slotWaiters.removeAll() }
+            return (true, state.slotWaiters, state.active)
         }
         guard began else { return }
         logger.info("shutting down", metadata: ["connections": "\(active)", "gracePeriod": "\(gracePeriod)"])
-        slotWaiter?.resume(returning: false)
+        for waiter in slotWaiters { waiter.resume(returning: false) }
     }
 
     private func cancelHandlers() {
@@ -156,47 +179,54 @@ public final class Server: Sendable {
     // MARK: Serving
 
     private func serve(_ handler: @escaping @Sendable (isolated Connection) async throws -> Void) async throws {
-        var acceptFailure: (any Error)?
         await withTaskGroup(of: Void.self) { sweepers in
             for registry in registries.values {
                 sweepers.addTask(executorPreference: registry.loop) { await self.sweep(registry) }
             }
-            await withDiscardingTaskGroup { handlers in
-                do {
-                    try await acceptConnections(into: &handlers, handler)
-                } catch {
-                    acceptFailure = error
+            // One accept loop per listener, on the listener's loop, each the parent of the
+            // handlers of the connections it accepts.
+            await withDiscardingTaskGroup { acceptors in
+                for listener in listeners {
+                    acceptors.addTask(executorPreference: listener.eventLoop) {
+                        await withDiscardingTaskGroup { handlers in
+                            do {
+                                try await self.acceptConnections(from: listener, into: &handlers, handler)
+                            } catch {
+                                self.state.withLock { state in
+                                    if state.acceptFailure == nil { state.acceptFailure = error }
+                                }
+                            }
+                        }
+                    }
                 }
             }
             sweepers.cancelAll()
         }
-        if let acceptFailure {
+        if let acceptFailure = state.withLock({ $0.acceptFailure }) {
             throw acceptFailure
         }
     }
 
     private func acceptConnections(
+        from listener: Listener,
         into handlers: inout DiscardingTaskGroup,
         _ handler: @escaping @Sendable (isolated Connection) async throws -> Void
     ) async throws {
-        while await takeSlot() {
+        while !isShuttingDown {
             let connection: Connection?
             do {
                 connection = try await listener.accept()
             } catch {
-                releaseSlot()
                 if error is CancellationError || isShuttingDown { return }
                 logger.error("listener failed: \(error)")
                 shutdown()
                 throw error
             }
-            guard let connection else {
-                releaseSlot()
+            guard let connection else { return }
+            guard await admit() else {
+                // Shutting down: this one never gets a handler.
+                await connection.close()
                 return
-            }
-            state.withLock { state in
-                state.isAccepting = false
-                state.active += 1
             }
             metrics.accepted.increment()
             metrics.active.increment()
@@ -255,49 +285,47 @@ public final class Server: Sendable {
 
     // MARK: Connection limit
 
-    /// Takes a slot for the next connection, waiting at the connection limit (with accepting
-    /// paused). False once the server is shutting down.
-    private func takeSlot() async -> Bool {
+    /// Counts a new connection in; at the connection limit, first pauses accepting on every
+    /// listener and waits for a handler to end. False once the server is shutting down.
+    private func admit() async -> Bool {
         let limit = configuration.maxConnections ?? .max
-        let taken = state.withLock { state -> Bool? in
+        let admitted = state.withLock { state -> Bool? in
             guard state.phase == .running else { return false }
             guard state.active < limit else { return nil }
-            state.isAccepting = true
+            state.active += 1
             return true
         }
-        if let taken { return taken }
-        await listener.pauseAccepting()
+        if let admitted { return admitted }
+        for listener in listeners { await listener.pauseAccepting() }
         metrics.limitPauses.increment()
         logger.debug("connection limit reached: accepting paused", metadata: ["maxConnections": "\(limit)"])
         let granted = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
             let result = state.withLock { state -> Bool? in
                 guard state.phase == .running else { return false }
                 if state.active < limit {
-                    state.isAccepting = true
+                    state.active += 1
                     return true
                 }
-                state.slotWaiter = continuation
+                state.slotWaiters.append(continuation)
                 return nil
             }
             if let result { continuation.resume(returning: result) }
         }
-        if granted { await listener.resumeAccepting() }
+        if granted, state.withLock({ $0.slotWaiters.isEmpty }) {
+            for listener in listeners { await listener.resumeAccepting() }
+        }
         return granted
     }
 
-    /// Gives back the slot the accept loop took, when it accepted nothing.
-    private func releaseSlot() {
-        state.withLock { $0.isAccepting = false }
-    }
-
-    /// Counts a connection's end; at the limit, wakes the waiting accept loop.
+    /// Counts a connection out; at the limit, lets the longest-waiting accepted one in.
     private func endConnection() {
         let waiter = state.withLock { state -> CheckedContinuation<Bool, Never>? in
-            state.active -= 1
-            guard let waiter = state.slotWaiter else { return nil }
-            state.slotWaiter = nil
-            state.isAccepting = true
-            return waiter
+            guard !state.slotWaiters.isEmpty else {
+                state.active -= 1
+                return nil
+            }
+            // The slot passes straight to the waiting connection: `active` stays.
+            return state.slotWaiters.removeFirst()
         }
         waiter?.resume(returning: true)
     }

@@ -122,6 +122,48 @@ public actor Listener: AsyncSequence {
         try self.init(address: address, backlog: backlog, options: options, loop: group.next(), connectionLoops: group.loops, logger: logger)
     }
 
+    /// Binds one listener per loop of `group` to the same address (`SO_REUSEPORT`): each
+    /// accepts on its own loop, where its connections then live, and the kernel spreads new
+    /// connections over the sockets. Serve them together with ``Server/init(listeners:configuration:logger:)``.
+    ///
+    /// - Parameters:
+    ///   - address: Where to listen, an IPv4 or IPv6 address. Port 0 picks a free port for
+    ///     the first listener, and the others bind the same one.
+    ///   - backlog: Connections each socket's kernel queue holds.
+    ///   - options: Socket and queueing options; `reusePort` is turned on.
+    ///   - group: The loops, one listener each.
+    ///   - logger: Where accept pauses and errors are logged.
+    /// - Returns: The listeners, in the order of the group's loops.
+    /// - Throws: as ``init(bindingTo:backlog:options:on:logger:)``;
+    ///   ``TorusError/Kind/invalidArgument`` for a Unix-domain address, which one socket only
+    ///   can bind.
+    public static func perLoop(
+        bindingTo address: SocketAddress,
+        backlog: Int32 = 511,
+        options: Options = Options(),
+        group: EventLoopGroup,
+        logger: Logger = Logger(label: "torus.listener")
+    ) async throws -> [Listener] {
+        if case .unix = address {
+            throw TorusError(.invalidArgument, operation: .bind, address: address,
+                             detail: "a Unix-domain path takes one listener; spread its connections with init(bindingTo:group:) instead")
+        }
+        var options = options
+        options.reusePort = true
+        var listeners: [Listener] = []
+        do {
+            for loop in group.loops {
+                // Port 0: the others bind the port the first one got.
+                let bindTo = listeners.first.map { address.withPort($0.localAddress.port ?? 0) } ?? address
+                listeners.append(try await Listener(bindingTo: bindTo, backlog: backlog, options: options, on: loop, logger: logger))
+            }
+        } catch {
+            for listener in listeners { await listener.close() }
+            throw error
+        }
+        return listeners
+    }
+
     private init(
         address: SocketAddress, backlog: Int32, options: Options, loop: EventLoop,
         connectionLoops: [EventLoop], logger: Logger
