@@ -1,10 +1,22 @@
 import Torus
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Writes one line to standard error (unbuffered), for failures worth seeing in a log.
+func printToStandardError(_ line: String) {
+    var line = line + "\n"
+    line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+}
 
 /// Relays one accepted connection to the upstream server: both directions copied at once,
 /// end of stream passed on as a half-close, and any error (a reset, a failed write) closing
 /// both sides.
 enum ProxyRelay {
-    static let connectTimeout = Duration.seconds(5)
+    /// Long enough for a few SYN retransmissions (1, 3, 7, 15 s) to an upstream whose accept
+    /// queue overflowed under load; the chaos soak saw a 5 s timeout expire there and cut a
+    /// client (about once in two million connections). Common proxies wait longer still.
+    static let connectTimeout = Duration.seconds(30)
 
     static func serve(_ client: Connection, upstream: SocketAddress) async {
         let server: Connection
@@ -13,6 +25,7 @@ enum ProxyRelay {
             // is a call on the same executor, no thread hop.
             server = try await Connection.connect(to: upstream, timeout: connectTimeout, on: client.eventLoop)
         } catch {
+            printToStandardError("tcp-proxy: cannot reach \(upstream) for \(client.remoteAddress): \(error)")
             await client.close()
             return
         }
