@@ -44,19 +44,20 @@ final class ConnectionOutput: CompletionHandler, @unchecked Sendable {
     /// The longest one outbox `sendmsg` may wait for room in the socket; nil for no limit.
     /// When it expires, the send fails with `ETIMEDOUT` (reported to the next send or flush).
     @exclusivity(unchecked) var sendTimeout: Duration?
-    private let vectors: UnsafeMutablePointer<iovec>
+    /// The `sendmsg` vectors, allocated by the first queued send (most connections that only
+    /// `write` never need them).
+    @exclusivity(unchecked) private var vectorStorage: UnsafeMutablePointer<iovec>?
 
     init(fd: CInt, loop: EventLoop) {
         self.fd = fd
         self.loop = loop
-        self.vectors = .allocate(capacity: Self.outboxCapacity)
     }
 
     deinit {
         // A connection goes away only after its last send completed (the completion table
         // holds this object while one is in flight); anything still queued was never sent.
         while let lent = outbox.popFirst() { lent.giveBack() }
-        vectors.deallocate()
+        vectorStorage?.deallocate()
     }
 
     // MARK: Write access
@@ -117,6 +118,11 @@ final class ConnectionOutput: CompletionHandler, @unchecked Sendable {
     }
 
     private func sendQueued() {
+        let vectors = vectorStorage ?? {
+            let vectors = UnsafeMutablePointer<iovec>.allocate(capacity: Self.outboxCapacity)
+            vectorStorage = vectors
+            return vectors
+        }()
         let count = min(outbox.count, Self.outboxCapacity)
         for index in 0..<count {
             let lent = outbox[offset: index]

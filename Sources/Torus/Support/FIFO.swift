@@ -2,16 +2,19 @@
 ///
 /// The event loop keeps its ready jobs and the listener its accepted descriptors in one of
 /// these: appending and popping never shift elements and, once the buffer has grown to the
-/// working-set size, never allocate.
+/// working-set size, never allocate. The buffer is allocated on the first append: every
+/// connection has several of these queues, and an idle one should cost no memory for them.
 struct FIFO<Element> {
-    private var storage: [Element?]
+    private var storage: [Element?] = []
     private var head = 0
     private(set) var count = 0
+    /// The capacity of the first buffer, a power of two.
+    private let initialCapacity: Int32
 
     init(initialCapacity: Int = 16) {
         var capacity = 1
         while capacity < max(initialCapacity, 1) { capacity <<= 1 }
-        storage = Array(repeating: nil, count: capacity)
+        self.initialCapacity = Int32(capacity)
     }
 
     var isEmpty: Bool { count == 0 }
@@ -54,7 +57,7 @@ struct FIFO<Element> {
     }
 
     private mutating func grow() {
-        var bigger: [Element?] = Array(repeating: nil, count: storage.count * 2)
+        var bigger: [Element?] = Array(repeating: nil, count: storage.isEmpty ? Int(initialCapacity) : storage.count * 2)
         for index in 0..<count {
             bigger[index] = storage[(head + index) & (storage.count - 1)]
         }
