@@ -427,8 +427,9 @@ public actor Connection {
     ///
     /// The call waits only when other writers are queued before it or the connection already
     /// has 16 buffers queued. Writes and sends go out in the order they were made. A send
-    /// that fails in the kernel is reported by the next `send` or ``flush()``; ``close()``
-    /// and ``shutdown(_:)`` let what is queued go out first.
+    /// that fails in the kernel is reported by the next `send`, write or ``flush()``, and
+    /// nothing more goes out after it; ``close()`` and ``shutdown(_:)`` let what is queued go
+    /// out first.
     ///
     /// - Throws: ``TorusError`` (``TorusError/Kind/connectionReset`` and others from an
     ///   earlier send, ``TorusError/Kind/connectionClosed``) or `CancellationError`.
@@ -470,12 +471,16 @@ public actor Connection {
 
     @inline(__always)
     private func checkWritable() throws {
-        if isClosed || isOutputShutDown { throw writeRefusal() }
+        if isClosed || isOutputShutDown || output.failure != nil { throw writeRefusal() }
     }
 
     @inline(never)
     private func writeRefusal() -> any Error {
         if isClosed { return closedError(.write) }
+        // After a failed queued send (a timeout leaves the socket open), anything sent would
+        // follow the bytes it dropped: a hole in the stream. Also for a writer or a send that
+        // waited for its turn behind it.
+        if let failure = output.failure { return sendFailure(Completion(result: -failure), timeout: nil) }
         return TorusError(.connectionClosed, operation: .write, address: remoteAddress, detail: "the write side was shut down")
     }
 
