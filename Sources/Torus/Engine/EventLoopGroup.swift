@@ -30,6 +30,11 @@ public final class EventLoopGroup: Sendable {
 
     private init(loopCount: Int, configuration: EventLoop.Configuration, isShared: Bool) throws(TorusError) {
         precondition(loopCount > 0, "an EventLoopGroup needs at least one loop")
+        // A submission can take two entries (a request and its linked timeout).
+        guard configuration.submissionQueueEntries >= 2 else {
+            throw TorusError(.invalidArgument, operation: .ringSetup,
+                             detail: "submissionQueueEntries must be at least 2, not \(configuration.submissionQueueEntries)")
+        }
         var loops: [EventLoop] = []
         var threads: [UInt] = []
         for index in 0..<loopCount {

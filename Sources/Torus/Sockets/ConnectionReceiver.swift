@@ -191,7 +191,10 @@ final class ConnectionReceiver: CompletionHandler, ReceiveBufferOwner, ReceiveBu
     // MARK: Completions
 
     private func armIfNeeded() {
-        guard isStarted, request == nil, !isClosed, !reachedEnd, failure == nil, !isWaitingForBuffers, held < share else { return }
+        // Bytes copied out past the buffer share count too: a reader that keeps giving buffers
+        // back while it falls behind must not let the copies pile up without bound.
+        guard isStarted, request == nil, !isClosed, !reachedEnd, failure == nil, !isWaitingForBuffers,
+              held < share, chunks.count < share else { return }
         request = loop.startReceiving(fd, handledBy: self)
         if request == nil { failure = ESHUTDOWN }
     }
@@ -233,7 +236,7 @@ final class ConnectionReceiver: CompletionHandler, ReceiveBufferOwner, ReceiveBu
                 failure = -completion.result
             }
         }
-        if held >= share, let request, completion.hasMore {
+        if held >= share || chunks.count >= share, let request, completion.hasMore {
             // The reader is behind: stop taking buffers until it catches up.
             loop.requestCancel(request)
         }
