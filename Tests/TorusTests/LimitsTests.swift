@@ -166,7 +166,7 @@ extension TorusTests {
             let release = Gate()
             let holding = Tally()
             let finished = Tally()
-            let received = Mutex<[Int: [UInt8]]>([:])
+            let received = AnnotatedMutex<[Int: [UInt8]]>([:])
             let running = Task {
                 try await server.run { connection in
                     // A slow reader: it takes the first bytes, then stops reading (keeping them,

@@ -1,7 +1,7 @@
 import MetricsTestKit
 import Synchronization
 import Testing
-import Torus
+@testable import Torus
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -251,7 +251,7 @@ extension TorusTests {
             let server = Server(listeners: listeners, configuration: .init(maxConnections: 2))
             let concurrent = Atomic<Int>(0)
             let mostConcurrent = Atomic<Int>(0)
-            let loopsUsed = Mutex<Set<Int>>([])
+            let loopsUsed = AnnotatedMutex<Set<Int>>([])
             let running = Task {
                 try await server.run { connection in
                     #expect(connection.eventLoop.isInEventLoop)

@@ -1,3 +1,4 @@
+@testable import Torus
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -10,7 +11,7 @@ import Glibc
 /// task stops waiting (so that a test's time limit can end a test stuck at a gate).
 final class Gate: Sendable {
     private let waiters = CancellableWaiters<Void, Void>()
-    private let state = Mutex(false)
+    private let state = AnnotatedMutex(false)
 
     /// Lets every waiting task through, and every later one.
     func open() {
@@ -30,7 +31,7 @@ final class Gate: Sendable {
 /// A counter that tasks can wait on until it reaches a value.
 final class Tally: Sendable {
     private let waiters = CancellableWaiters<Int, Void>()
-    private let count = Mutex(0)
+    private let count = AnnotatedMutex(0)
 
     var value: Int { count.withLock { $0 } }
 
@@ -63,7 +64,7 @@ final class CancellableWaiters<Tag: Sendable, Value: Sendable>: Sendable {
         var nextID = 0
         var waiters: [Waiter] = []
     }
-    private let state = Mutex(State())
+    private let state = AnnotatedMutex(State())
 
     /// Waits until ``resumeAll(where:returning:)`` picks `tag`, unless `ready` already has a
     /// value (checked under the same lock as the registration, so nothing is missed), or the
@@ -110,9 +111,9 @@ final class OutputWatcher: Sendable {
         var text = ""
         var hasEnded = false
     }
-    private let state = Mutex(State())
+    private let state = AnnotatedMutex(State())
     private let waiters = CancellableWaiters<String, Bool>()
-    private let reading = Mutex<Task<Void, Never>?>(nil)
+    private let reading = AnnotatedMutex<Task<Void, Never>?>(nil)
 
     /// Starts reading `child`'s standard output and error until both end (the child exited,
     /// or was killed). Call ``finish()`` before reaping the child.
