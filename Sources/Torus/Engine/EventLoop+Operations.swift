@@ -55,15 +55,8 @@ extension EventLoop {
         _ fd: CInt, vectors: UnsafeBufferPointer<iovec>, timeout: Duration?,
         isolation: isolated (any Actor)? = #isolation
     ) async -> Completion {
-        let bytes = MemoryLayout<msghdr>.stride + MemoryLayout<iovec>.stride * vectors.count + 16
-        return await submit(timeout: timeout, arenaBytes: bytes) { sqe, arena in
-            let stableVectors = arena.allocate(iovec.self, count: vectors.count)
-            stableVectors.update(from: vectors.baseAddress!, count: vectors.count)
-            let message = arena.allocate(msghdr.self)
-            message.pointee = msghdr()
-            message.pointee.msg_iov = stableVectors
-            message.pointee.msg_iovlen = vectors.count
-            io_uring_prep_sendmsg(sqe, fd, message, UInt32(MSG_NOSIGNAL))
+        await submit(timeout: timeout, arenaBytes: Self.sendmsgArenaBytes(vectors.count)) { sqe, arena in
+            Self.prepareSendmsg(sqe, &arena, fd, vectors)
         }
     }
 
@@ -95,14 +88,19 @@ extension EventLoop {
         }
     }
 
-    /// Starts one `sendmsg` of `vectors` whose completion goes to `handler`; the result may
-    /// be a short count. The vectors are copied at submission; the bytes they point to must
-    /// stay valid until the completion. With `timeout`, a linked timeout cancels the send when
-    /// it expires (its completion then carries `-ECANCELED`). Returns nil when the loop is
-    /// stopping.
-    func startSending(_ fd: CInt, vectors: UnsafeBufferPointer<iovec>, timeout: Duration? = nil, handledBy handler: any CompletionHandler) -> OperationID? {
-        let bytes = MemoryLayout<msghdr>.stride + MemoryLayout<iovec>.stride * vectors.count + 16
-        return submit(handledBy: handler, timeout: timeout, arenaBytes: bytes) { sqe, arena in
+    /// Arena bytes a `sendmsg` of `count` vectors needs: its `msghdr` and a copy of the vectors.
+    @inline(__always)
+    static func sendmsgArenaBytes(_ count: Int) -> Int {
+        MemoryLayout<msghdr>.stride + MemoryLayout<iovec>.stride * count + 16
+    }
+
+    /// Prepares a `sendmsg` of `vectors` (copied into the arena, so the caller's array may
+    /// change once submitted) that never raises SIGPIPE.
+    @inline(__always)
+    static func prepareSendmsg(
+        _ sqe: UnsafeMutablePointer<io_uring_sqe>, _ arena: inout SubmissionArena,
+        _ fd: CInt, _ vectors: UnsafeBufferPointer<iovec>
+    ) {
             let stableVectors = arena.allocate(iovec.self, count: vectors.count)
             stableVectors.update(from: vectors.baseAddress!, count: vectors.count)
             let message = arena.allocate(msghdr.self)
@@ -110,6 +108,16 @@ extension EventLoop {
             message.pointee.msg_iov = stableVectors
             message.pointee.msg_iovlen = vectors.count
             io_uring_prep_sendmsg(sqe, fd, message, UInt32(MSG_NOSIGNAL))
+    }
+
+    /// Starts one `sendmsg` of `vectors` whose completion goes to `handler`; the result may
+    /// be a short count. The vectors are copied at submission; the bytes they point to must
+    /// stay valid until the completion. With `timeout`, a linked timeout cancels the send when
+    /// it expires (its completion then carries `-ECANCELED`). Returns nil when the loop is
+    /// stopping.
+    func startSending(_ fd: CInt, vectors: UnsafeBufferPointer<iovec>, timeout: Duration? = nil, handledBy handler: any CompletionHandler) -> OperationID? {
+        submit(handledBy: handler, timeout: timeout, arenaBytes: Self.sendmsgArenaBytes(vectors.count)) { sqe, arena in
+            Self.prepareSendmsg(sqe, &arena, fd, vectors)
         }
     }
 
