@@ -55,8 +55,9 @@ final class ChildProcess: @unchecked Sendable {
     private var termination: Termination?
 
     /// Starts `path` with `arguments` (not counting the program name) and this process's
-    /// environment.
-    init(_ path: String, _ arguments: [String]) throws {
+    /// environment, changed by `environment`: a variable given a value is set to it, one given
+    /// nil is removed (so that, say, a `TORUS_ENGINE` of the test run does not reach the child).
+    init(_ path: String, _ arguments: [String], environment: [String: String?] = [:]) throws {
         // Close-on-exec, so that no other child inherits them (pipe2 is not imported).
         var output: [CInt] = [-1, -1]
         var error: [CInt] = [-1, -1]
@@ -92,8 +93,19 @@ final class ChildProcess: @unchecked Sendable {
 
         let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
         defer { for argument in argv { free(argument) } }
+        var variables: [String] = []
+        var entry: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> = environ
+        while let variable = entry.pointee {
+            let text = String(cString: variable)
+            let name = String(text.prefix { $0 != "=" })
+            if environment[name] == nil { variables.append(text) }
+            entry += 1
+        }
+        for (name, value) in environment { if let value { variables.append("\(name)=\(value)") } }
+        let envp: [UnsafeMutablePointer<CChar>?] = variables.map { strdup($0) } + [nil]
+        defer { for variable in envp { free(variable) } }
         var pid = pid_t()
-        let rc = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
+        let rc = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
         guard rc == 0 else {
             close(output[0]); close(error[0])
             throw POSIXError("posix_spawn \(path)", errno: rc)
