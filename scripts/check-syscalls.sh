@@ -35,7 +35,11 @@
 #   $MAX_WAITS_PER_MESSAGE, 4: one wait for the message's bytes, one for the turn that runs
 #   the resumed handler, one for a send that could not finish at once, and one to spare for
 #   a wake-up or a timer; a loop that spins calls its wait thousands of times a second, tens
-#   of times per message even under strace).
+#   of times per message even under strace). A loop that spins without waiting is caught too:
+#   at most $IDLE_MAX_CALLS (30) traced calls of any kind per loop thread in each idle window,
+#   and at most $MAX_SOCKET_CALLS_PER_MESSAGE (8) socket calls per ping-pong message (a
+#   receive, its EAGAIN, a send, and room for a short send's retry; spinning on EAGAIN makes
+#   hundreds).
 #
 # Loopback only; stops by itself (every client and wait is bounded).
 set -euo pipefail
@@ -62,6 +66,8 @@ export PATH
 readonly idle_seconds=2
 readonly idle_max_waits=${IDLE_MAX_WAITS:-10}
 readonly max_waits_per_message=${MAX_WAITS_PER_MESSAGE:-4}
+readonly idle_max_calls=${IDLE_MAX_CALLS:-30}
+readonly max_socket_calls_per_message=${MAX_SOCKET_CALLS_PER_MESSAGE:-8}
 readonly pingpong_clients=2
 readonly pingpong_messages=500
 
@@ -244,44 +250,72 @@ readonly line_start='^[0-9]+ +[0-9]+\.[0-9]+ +'
 readonly socket_fd='[0-9]+<(socket:|TCP|TCPv6|UDP|UDPv6|UDPLITE|UDPLITEv6|UNIX|UNIX-STREAM|UNIX-DGRAM|NETLINK|RAW|RAWv6)'
 readonly data_calls='read|write|readv|writev|recvfrom|sendto|recvmsg|sendmsg|recvmmsg|sendmmsg|accept|accept4|connect'
 
-# check_waits ENGINE CALLS: no busy polling, from the wait calls (a regex of call names).
-# Prints the counts; returns non-zero if a bound is exceeded.
+# check_waits ENGINE CALLS: no busy polling, from the loop threads' wait calls (CALLS, a regex
+# of call names) and their other calls. Prints the counts; returns non-zero if a bound is
+# exceeded.
 check_waits() {
     local engine=$1 calls=$2 dir=$work/$1 status=0
     local -a idle1 pingpong idle2
     read -r -a idle1 < <(sed -n 's/^idle1 //p' "$dir/phases")
     read -r -a pingpong < <(sed -n 's/^pingpong //p' "$dir/phases")
     read -r -a idle2 < <(sed -n 's/^idle2 //p' "$dir/phases")
-    # Per loop thread: wait calls in all, in each idle window and in the ping-pong phase, by
-    # the time each call began. (Without named loop threads: every thread that waits.)
-    [[ -s $dir/loops ]] || echo "check-syscalls: warning: no thread named torus-loop-N; counting every thread's waits" >&2
-    awk -v calls="^($calls)\\\\(" -v i1="${idle1[0]}" -v i1e="${idle1[1]}" -v p="${pingpong[0]}" -v pe="${pingpong[1]}" \
+    # Per loop thread, by the time each call began: wait calls in all, in each idle window and
+    # in the ping-pong phase; every traced call in each idle window; socket data calls and
+    # epoll_ctl calls in the ping-pong phase. (Without named loop threads: every thread.)
+    [[ -s $dir/loops ]] || echo "check-syscalls: warning: no thread named torus-loop-N; counting every thread's calls" >&2
+    awk -v calls="^($calls)\\\\(" -v data="^($data_calls)\\\\(" -v sock="^$socket_fd" \
+        -v i1="${idle1[0]}" -v i1e="${idle1[1]}" -v p="${pingpong[0]}" -v pe="${pingpong[1]}" \
         -v i2="${idle2[0]}" -v i2e="${idle2[1]}" '
         FILENAME != ARGV[ARGC - 1] { loop[$1] = 1; loops++; next }
-        $3 ~ calls && (!loops || $1 in loop) {
-            all[$1]++
-            if ($2 >= i1 && $2 < i1e) idle1[$1]++
-            if ($2 >= p && $2 < pe) ping[$1]++
-            if ($2 >= i2 && $2 < i2e) idle2[$1]++
+        loops && !($1 in loop) { next }
+        {
+            in1 = $2 >= i1 && $2 < i1e; in2 = $2 >= i2 && $2 < i2e; inp = $2 >= p && $2 < pe
+            seen[$1] = 1
+            if (in1) any1[$1]++
+            if (in2) any2[$1]++
+            if ($3 ~ calls) {
+                all[$1]++
+                if (in1) idle1[$1]++
+                if (inp) ping[$1]++
+                if (in2) idle2[$1]++
+            }
+            if (inp && $3 ~ data) { args = $3; sub(/^[a-z0-9_]+\(/, "", args); if (args ~ sock) sockets[$1]++ }
+            if (inp && $3 ~ /^epoll_ctl\(/) ctl[$1]++
         }
-        END { for (tid in all) printf "%s %d %d %d %d\n", tid, all[tid], idle1[tid], ping[tid], idle2[tid] }
+        END {
+            for (tid in seen) printf "%s %d %d %d %d %d %d %d %d\n", tid, all[tid], idle1[tid], ping[tid], idle2[tid],
+                any1[tid], any2[tid], sockets[tid], ctl[tid]
+        }
     ' "$dir/loops" "$dir/trace" | sort -n >"$dir/waits"
-    local threads total_ping messages=$((pingpong_clients * pingpong_messages))
+    local threads waiting total_ping total_sockets total_ctl messages=$((pingpong_clients * pingpong_messages))
     threads=$(wc -l <"$dir/waits")
-    echo "loop threads that called ${calls//|/ or }: $threads"
-    printf '  %-8s %8s %12s %12s %12s\n' thread "all" "idle (1st)" "ping-pong" "idle (2nd)"
-    while read -r tid all w1 wp w2; do
-        printf '  %-8s %8s %12s %12s %12s\n' "$tid" "$all" "$w1" "$wp" "$w2"
+    waiting=$(awk '$2 > 0' "$dir/waits" | wc -l)
+    echo "loop threads: $threads, of which $waiting called ${calls//|/ or }; per thread, wait calls (and all traced calls):"
+    printf '  %-8s %10s %16s %16s %16s\n' thread "waits" "idle 1st (all)" "ping-pong" "idle 2nd (all)"
+    while read -r tid all w1 wp w2 c1 c2 _ _; do
+        printf '  %-8s %10s %16s %16s %16s\n' "$tid" "$all" "$w1 ($c1)" "$wp" "$w2 ($c2)"
         if ((w1 > idle_max_waits || w2 > idle_max_waits)); then
-            echo "check-syscalls: FAILED: $engine: thread $tid made $w1 and $w2 wait calls in ${idle_seconds} s idle windows (at most $idle_max_waits each): the loop does not sleep when idle" >&2
+            echo "check-syscalls: FAILED: $engine: thread $tid made $w1 and $w2 wait calls in the ${idle_seconds} s idle windows (at most $idle_max_waits each): the loop does not sleep when idle" >&2
+            status=1
+        fi
+        if ((c1 > idle_max_calls || c2 > idle_max_calls)); then
+            echo "check-syscalls: FAILED: $engine: thread $tid made $c1 and $c2 system calls in the ${idle_seconds} s idle windows (at most $idle_max_calls each): the loop spins when idle" >&2
             status=1
         fi
     done <"$dir/waits"
-    ((threads > 0)) || { echo "check-syscalls: FAILED: $engine: no thread called ${calls//|/ or }" >&2; status=1; }
+    ((waiting > 0)) || { echo "check-syscalls: FAILED: $engine: no loop thread called ${calls//|/ or }" >&2; status=1; }
     total_ping=$(awk '{ s += $4 } END { print s + 0 }' "$dir/waits")
-    echo "ping-pong: $total_ping wait calls for $messages messages: $(awk -v w="$total_ping" -v m="$messages" 'BEGIN { printf "%.2f", w / m }') per message (at most $max_waits_per_message)"
+    total_sockets=$(awk '{ s += $8 } END { print s + 0 }' "$dir/waits")
+    total_ctl=$(awk '{ s += $9 } END { print s + 0 }' "$dir/waits")
+    per() { awk -v a="$1" -v b="$messages" 'BEGIN { printf "%.2f", a / b }'; }
+    echo "ping-pong, $messages messages: $total_ping wait calls, $(per "$total_ping") per message (at most $max_waits_per_message);" \
+        "$total_sockets socket calls, $(per "$total_sockets") per message (at most $max_socket_calls_per_message); $total_ctl epoll_ctl calls, $(per "$total_ctl") per message"
     if ((total_ping > max_waits_per_message * messages)); then
         echo "check-syscalls: FAILED: $engine: more than $max_waits_per_message wait calls per served message: the loop polls" >&2
+        status=1
+    fi
+    if ((total_sockets > max_socket_calls_per_message * messages)); then
+        echo "check-syscalls: FAILED: $engine: more than $max_socket_calls_per_message socket calls per served message: the loop retries calls that cannot succeed" >&2
         status=1
     fi
     return $status
@@ -392,8 +426,11 @@ check_epoll() {
     created=$(head -n 1 "$dir/sockets")
     created=${created#created }
     echo "sockets created (socket, accept, accept4): ${created% nonblocking *}, ${created#* nonblocking } of them with SOCK_NONBLOCK"
-    echo "  e.g.: $(grep -E "${line_start}socket\(" "$dir/trace" | head -n 1 | sed -E "s/$line_start//")"
-    echo "  e.g.: $(grep -E "${line_start}accept4\(.*\) += [0-9]+" "$dir/trace" | head -n 1 | sed -E "s/$line_start//")"
+    local example
+    for example in "socket\\(" "accept4\\(.*\\) += [0-9]+"; do
+        example=$(grep -E "$line_start$example" "$dir/trace" | head -n 1 | sed -E "s/$line_start//")
+        [[ -z $example ]] || echo "  e.g. $example"
+    done
     problems=$(tail -n +2 "$dir/sockets")
     if [[ -n $problems ]]; then
         count=$(printf '%s\n' "$problems" | wc -l)
