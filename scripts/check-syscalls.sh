@@ -411,8 +411,9 @@ check_epoll() {
                 fd = args + 0
                 if (!(fd in nonblocking)) {
                     problems[++np] = "a socket the trace did not see created: " $1 " " line
-                } else if (!nonblocking[fd]) {
-                    problems[++np] = "a call on blocking socket " fd ": " $1 " " line
+                    nonblocking[fd] = 0; reported[fd] = 1; creation[fd] = "unseen"
+                } else if (!nonblocking[fd] && !(fd in reported)) {
+                    problems[++np] = "used while blocking (its first such call): socket " fd ": " $1 " " line
                     reported[fd] = 1
                 }
             }
@@ -434,7 +435,7 @@ check_epoll() {
     problems=$(tail -n +2 "$dir/sockets")
     if [[ -n $problems ]]; then
         count=$(printf '%s\n' "$problems" | wc -l)
-        echo "check-syscalls: FAILED: epoll: $count blocking socket(s) or calls on them (a loop thread could block); the first ones:" >&2
+        echo "check-syscalls: FAILED: epoll: $count socket(s) blocking (a loop thread could block on them); the first ones:" >&2
         printf '%s\n' "$problems" | head -n 20 >&2
         status=1
     fi
