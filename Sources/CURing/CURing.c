@@ -39,6 +39,10 @@ torus_ring_setup_result torus_ring_setup(unsigned entries, struct io_uring *ring
     return result;
 }
 
+int torus_accept4(int fd, int flags) {
+    return accept4(fd, NULL, NULL, flags);
+}
+
 void torus_set_thread_name(const char *name) {
     char truncated[16];
     strncpy(truncated, name, sizeof(truncated) - 1);

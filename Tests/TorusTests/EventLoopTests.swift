@@ -88,7 +88,12 @@ extension TorusTests {
                 let ranOnLoop = await withTaskExecutorPreference(loop) { loop.isInEventLoop }
                 #expect(ranOnLoop)
                 try await loop.sleep(for: .milliseconds(1))
-                #expect(!loop.capabilities.supportedOpcodes.isEmpty)
+                #expect(loop.engine == group.engine)
+                if loop.engine == .ioUring {
+                    #expect(loop.ioUringCapabilities?.supportedOpcodes.isEmpty == false)
+                } else {
+                    #expect(loop.ioUringCapabilities == nil)
+                }
             }
             await group.shutdown()
             // Shutting down again does nothing.

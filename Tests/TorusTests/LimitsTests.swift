@@ -255,7 +255,7 @@ extension TorusTests {
         @Test(arguments: [UInt32(8), 2])
         func aTinyCompletionQueueLosesNoCompletionUnderHundredsOfEchoConnections(submissionQueueEntries: UInt32) async throws {
             var configuration = EventLoop.Configuration()
-            configuration.submissionQueueEntries = submissionQueueEntries
+            configuration.ioUring.submissionQueueEntries = submissionQueueEntries
             let group = try EventLoopGroup(loopCount: 1, configuration: configuration)
             let loop = group.loops[0]
             let listener = try await Listener(bindingTo: .ipv4(.loopback, port: 0), on: loop)

@@ -10,6 +10,7 @@
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/eventfd.h>
+#include <sys/epoll.h>
 #include <sys/un.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -84,6 +85,10 @@ static inline void torus_buf_ring_advance(struct io_uring_buf_ring *buffers, int
 /// whose hand-off it cannot see (see Sources/Torus/Support/AnnotatedMutex.swift).
 void torus_tsan_acquire(void *address);
 void torus_tsan_release(void *address);
+
+/// accept4(2) without the peer's address: glibc declares accept4 only under _GNU_SOURCE,
+/// which this header must not define (it would change how the system headers look to Swift).
+int torus_accept4(int fd, int flags);
 
 /// Names the calling thread (shown by top, ps, gdb); at most 15 bytes are kept.
 void torus_set_thread_name(const char *name);

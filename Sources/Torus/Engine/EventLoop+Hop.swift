@@ -1,5 +1,3 @@
-import CURing
-
 extension EventLoop {
     /// Runs `body` on this loop's thread: directly when already there, else with this loop as
     /// the task's preferred executor.
@@ -12,14 +10,6 @@ extension EventLoop {
     /// reads and writes blocked on the socket end promptly).
     func cancelOperations(on fd: CInt) {
         assertInEventLoop()
-        _ = submit(handledBy: IgnoredCompletions.shared) { sqe, _ in
-            io_uring_prep_cancel_fd(sqe, fd, UInt32(IORING_ASYNC_CANCEL_ALL))
-        }
+        submitDetached(.cancelAll(fd))
     }
-}
-
-/// A handler for requests whose completions need no action.
-final class IgnoredCompletions: CompletionHandler, Sendable {
-    static let shared = IgnoredCompletions()
-    func handle(_ completion: Completion, for operation: OperationID, on loop: EventLoop) {}
 }

@@ -4,28 +4,22 @@ import Glibc
 #endif
 
 // The operations the socket types ask of the engine, in POSIX terms: descriptors, addresses,
-// byte buffers and results as `-errno`. Nothing here leaks io_uring into `Sockets/`, so a
-// second engine (epoll) can offer the same set.
+// byte buffers and results as `-errno`. Each is one `IOOperation`, which the loop's engine
+// (io_uring or epoll) carries out; nothing here knows which.
 //
 // Every call must run on the loop, isolated to an actor on it (the socket actors): the
 // `isolation` parameter carries that actor through the cancellation handler and the
 // continuation, so that the round trip never leaves the loop thread. Buffers passed in must
-// stay valid until the call returns; it returns only after the kernel's final completion,
+// stay valid until the call returns; it returns only after the engine's final completion,
 // even when the task is cancelled.
 
 extension EventLoop {
-    /// Connects `fd` to the address in `address` (`length` bytes).
+    /// Connects `fd` to `address`.
     func connect(
-        _ fd: CInt, to address: sockaddr_storage, length: socklen_t, timeout: Duration?,
+        _ fd: CInt, to address: SocketAddress.Storage, timeout: Duration?,
         isolation: isolated (any Actor)? = #isolation
     ) async -> Completion {
-        await submit(timeout: timeout, arenaBytes: MemoryLayout<sockaddr_storage>.stride) { sqe, arena in
-            let stable = arena.allocate(sockaddr_storage.self)
-            stable.pointee = address
-            stable.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                io_uring_prep_connect(sqe, fd, pointer, length)
-            }
-        }
+        await submit(.connect(fd, address), timeout: timeout)
     }
 
     /// Receives at most `buffer.count` bytes. 0 means end of stream.
@@ -34,9 +28,7 @@ extension EventLoop {
         _ fd: CInt, into buffer: UnsafeMutableRawBufferPointer, timeout: Duration?,
         isolation: isolated (any Actor)? = #isolation
     ) async -> Completion {
-        await submit(timeout: timeout) { sqe, _ in
-            io_uring_prep_recv(sqe, fd, buffer.baseAddress, buffer.count, 0)
-        }
+        await submit(.receive(fd, buffer), timeout: timeout)
     }
 
     /// Sends bytes; the result may be a short count. Never raises SIGPIPE.
@@ -45,98 +37,74 @@ extension EventLoop {
         _ fd: CInt, _ buffer: UnsafeRawBufferPointer, timeout: Duration?,
         isolation: isolated (any Actor)? = #isolation
     ) async -> Completion {
-        await submit(timeout: timeout) { sqe, _ in
-            io_uring_prep_send(sqe, fd, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL))
-        }
+        await submit(.send(fd, buffer), timeout: timeout)
     }
 
-    /// Sends several buffers in one `sendmsg`; the result may be a short count.
+    /// Sends several buffers in one `sendmsg`; the result may be a short count. `vectors` must
+    /// stay unchanged until the call returns.
     func send(
         _ fd: CInt, vectors: UnsafeBufferPointer<iovec>, timeout: Duration?,
         isolation: isolated (any Actor)? = #isolation
     ) async -> Completion {
-        await submit(timeout: timeout, arenaBytes: Self.sendmsgArenaBytes(vectors.count)) { sqe, arena in
-            Self.prepareSendmsg(sqe, &arena, fd, vectors)
-        }
+        await submit(.sendVectors(fd, vectors), timeout: timeout)
     }
 
     /// Closes a descriptor.
     func close(_ fd: CInt, isolation: isolated (any Actor)? = #isolation) async -> Completion {
         // A close must happen even if the task is cancelled: a leaked descriptor is worse
-        // than a call that finishes after its caller lost interest. With the ring gone, the
+        // than a call that finishes after its caller lost interest. With the loop stopped, the
         // descriptor is closed directly.
-        let completion = await submit(cancellable: false) { sqe, _ in io_uring_prep_close(sqe, fd) }
+        let completion = await submit(.close(fd), cancellable: false)
         if completion.result == -ESHUTDOWN {
             return Completion(result: Glibc.close(fd) == 0 ? 0 : -errno)
         }
         return completion
     }
 
-    /// A request that does nothing: one round trip through the ring.
-    func nop(isolation: isolated (any Actor)? = #isolation
-    ) async -> Completion {
-        await submit { sqe, _ in io_uring_prep_nop(sqe) }
+    /// An operation that does nothing: one round trip through the engine.
+    func nop(isolation: isolated (any Actor)? = #isolation) async -> Completion {
+        await submit(.nop)
     }
 
     /// Completes after `duration`: `-ETIME` when it elapsed, `-ECANCELED` if cancelled.
-    func timer(_ duration: Duration, isolation: isolated (any Actor)? = #isolation
-    ) async -> Completion {
-        await submit(arenaBytes: MemoryLayout<__kernel_timespec>.stride) { sqe, arena in
-            let timespec = arena.allocate(__kernel_timespec.self)
-            timespec.pointee = __kernel_timespec(duration)
-            io_uring_prep_timeout(sqe, timespec, 0, 0)
-        }
-    }
-
-    /// Arena bytes a `sendmsg` of `count` vectors needs: its `msghdr` and a copy of the vectors.
-    @inline(__always)
-    static func sendmsgArenaBytes(_ count: Int) -> Int {
-        MemoryLayout<msghdr>.stride + MemoryLayout<iovec>.stride * count + 16
-    }
-
-    /// Prepares a `sendmsg` of `vectors` (copied into the arena, so the caller's array may
-    /// change once submitted) that never raises SIGPIPE.
-    @inline(__always)
-    static func prepareSendmsg(
-        _ sqe: UnsafeMutablePointer<io_uring_sqe>, _ arena: inout SubmissionArena,
-        _ fd: CInt, _ vectors: UnsafeBufferPointer<iovec>
-    ) {
-            let stableVectors = arena.allocate(iovec.self, count: vectors.count)
-            stableVectors.update(from: vectors.baseAddress!, count: vectors.count)
-            let message = arena.allocate(msghdr.self)
-            message.pointee = msghdr()
-            message.pointee.msg_iov = stableVectors
-            message.pointee.msg_iovlen = vectors.count
-            io_uring_prep_sendmsg(sqe, fd, message, UInt32(MSG_NOSIGNAL))
+    func timer(_ duration: Duration, isolation: isolated (any Actor)? = #isolation) async -> Completion {
+        await submit(.timer(duration))
     }
 
     /// Starts one `sendmsg` of `vectors` whose completion goes to `handler`; the result may
-    /// be a short count. The vectors are copied at submission; the bytes they point to must
-    /// stay valid until the completion. With `timeout`, a linked timeout cancels the send when
-    /// it expires (its completion then carries `-ECANCELED`). Returns nil when the loop is
-    /// stopping.
+    /// be a short count. The vectors and the bytes they point to must stay valid and unchanged
+    /// until the completion. With `timeout`, the send is cancelled when it expires (its
+    /// completion then carries `-ECANCELED`). Returns nil when the loop is stopping.
     func startSending(_ fd: CInt, vectors: UnsafeBufferPointer<iovec>, timeout: Duration? = nil, handledBy handler: any CompletionHandler) -> OperationID? {
-        submit(handledBy: handler, timeout: timeout, arenaBytes: Self.sendmsgArenaBytes(vectors.count)) { sqe, arena in
-            Self.prepareSendmsg(sqe, &arena, fd, vectors)
-        }
+        submit(.sendVectors(fd, vectors), handledBy: handler, timeout: timeout)
     }
 
     /// Starts a timer whose expiry goes to `handler`. Returns nil when the loop is stopping.
     func startTimer(_ duration: Duration, handledBy handler: any CompletionHandler) -> OperationID? {
-        submit(handledBy: handler, arenaBytes: MemoryLayout<__kernel_timespec>.stride) { sqe, arena in
-            let timespec = arena.allocate(__kernel_timespec.self)
-            timespec.pointee = __kernel_timespec(duration)
-            io_uring_prep_timeout(sqe, timespec, 0, 0)
-        }
+        submit(.timer(duration), handledBy: handler)
     }
 
     /// Arms a multishot accept on listening socket `fd`; every accepted descriptor (with
-    /// `O_CLOEXEC`) goes to `handler`. Returns nil when the loop is stopping.
+    /// `O_CLOEXEC`, and non-blocking when the engine needs it) goes to `handler`. Returns nil
+    /// when the loop is stopping.
     func startAccepting(_ fd: CInt, handledBy handler: any CompletionHandler) -> OperationID? {
-        submit(handledBy: handler) { sqe, _ in
-            io_uring_prep_multishot_accept(sqe, fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
-        }
+        submit(.accept(fd), handledBy: handler)
     }
+
+    /// The `type` argument of `socket(2)` for a socket of `kind` on this loop: with
+    /// `SOCK_CLOEXEC`, and `SOCK_NONBLOCK` when the engine waits for readiness.
+    func socketType(_ kind: SocketKind) -> Int32 {
+        let type = switch kind {
+        case .stream: Int32(SOCK_STREAM.rawValue)
+        case .datagram: Int32(SOCK_DGRAM.rawValue)
+        }
+        return type | Int32(SOCK_CLOEXEC.rawValue) | io.socketFlags
+    }
+}
+
+/// Stream (TCP, Unix-domain stream) or datagram (UDP) socket.
+enum SocketKind {
+    case stream, datagram
 }
 
 extension EventLoop {

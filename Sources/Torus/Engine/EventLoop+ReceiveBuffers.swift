@@ -1,5 +1,3 @@
-import CURing
-
 /// Someone that stopped receiving because the loop ran out of receive buffers.
 protocol ReceiveBufferWaiter: AnyObject {
     /// A buffer came back. Returns whether the waiter used the chance (re-armed its receive);
@@ -10,13 +8,13 @@ protocol ReceiveBufferWaiter: AnyObject {
 extension EventLoop {
     /// Where receive buffer `id` starts. Loop thread only.
     func receiveBufferAddress(_ id: UInt16) -> UnsafeMutableRawPointer {
-        receiveBuffers.address(of: id)
+        io.receiveBufferAddress(id)
     }
 
     /// Gives receive buffer `id` back to the kernel, and lets one receiver that ran out of
     /// buffers try again. Loop thread only.
     func recycleReceiveBuffer(_ id: UInt16) {
-        receiveBuffers.recycle(id)
+        io.recycleReceiveBuffer(id)
         while let waiter = receiveBufferWaiters.popFirst() {
             if waiter.receiveBuffersAvailable() { break }
         }
@@ -27,21 +25,10 @@ extension EventLoop {
         receiveBufferWaiters.append(waiter)
     }
 
-    /// Arms a multishot receive on `fd` that takes buffers from this loop's ring; each
-    /// completion carries one buffer (its id in the flags) and goes to `handler`.
+    /// Arms a multishot receive on `fd` that takes this loop's receive buffers; each
+    /// completion carries one buffer (``Completion/bufferID``) and goes to `handler`.
     /// Returns nil when the loop is stopping.
     func startReceiving(_ fd: CInt, handledBy handler: any CompletionHandler) -> OperationID? {
-        let group = receiveBuffers.group
-        return submit(handledBy: handler) { sqe, _ in
-            io_uring_prep_recv_multishot(sqe, fd, nil, 0, 0)
-            torus_sqe_select_buffer(sqe, group)
-        }
-    }
-}
-
-extension Completion {
-    /// The provided buffer this completion filled, if any.
-    var bufferID: UInt16? {
-        flags & UInt32(IORING_CQE_F_BUFFER) != 0 ? UInt16(truncatingIfNeeded: flags >> IORING_CQE_BUFFER_SHIFT) : nil
+        submit(.receiveIntoBuffers(fd), handledBy: handler)
     }
 }

@@ -4,14 +4,15 @@ import Synchronization
 import Glibc
 #endif
 
-/// One long-lived thread that owns one io_uring and runs Swift jobs.
+/// One long-lived thread that owns one I/O engine (an io_uring, or an epoll instance where
+/// io_uring is forbidden) and runs Swift jobs.
 ///
 /// An event loop is both a `SerialExecutor` (the ``Listener``, ``Connection`` and
 /// ``DatagramSocket`` actors run on it, so their code executes on the ring's thread) and a
 /// `TaskExecutor` (a task can prefer it, so its non-isolated code runs there too and calls
-/// into those actors cost no thread hop). Each turn of the loop runs the jobs that are ready, submits every request they
-/// prepared together with the wait for completions in one `io_uring_enter`, then reaps
-/// completions in a batch and resumes the tasks waiting for them.
+/// into those actors cost no thread hop). Each turn of the loop runs the jobs that are ready,
+/// then hands the operations they prepared to its engine in one system call that also waits
+/// (`io_uring_enter`, or `epoll_wait`), and resumes the tasks whose operations completed.
 ///
 /// Loops are created by an ``EventLoopGroup``; use ``EventLoopGroup/shared`` unless you need
 /// a group of your own.
@@ -21,10 +22,19 @@ public final class EventLoop: @unchecked Sendable {
     // `isInEventLoop` or is only reachable from the loop's jobs and completions). State shared
     // with other threads is in `remote` (a Mutex) and `wakePending` (an Atomic).
 
-    /// Tuning for the rings of a group's loops.
+    /// Tuning for the loops of a group.
     public struct Configuration: Sendable {
-        /// Submission-queue entries per ring; the completion queue gets four times as many.
-        public var submissionQueueEntries: UInt32 = 1024
+        /// Settings that only the io_uring engine uses.
+        public struct IOUring: Sendable {
+            /// Submission-queue entries per ring; the completion queue gets four times as many.
+            public var submissionQueueEntries: UInt32 = 1024
+
+            /// The default settings.
+            public init() {}
+        }
+
+        /// Settings of the io_uring engine; the epoll engine ignores them.
+        public var ioUring = IOUring()
         /// Completions reaped and jobs run at most per loop turn, so that one busy connection
         /// cannot starve the others.
         public var turnBudget: Int = 1024
@@ -43,16 +53,15 @@ public final class EventLoop: @unchecked Sendable {
 
     /// This loop's position in its group.
     public let index: Int
-    /// What the kernel's io_uring offered this loop's ring.
-    public let capabilities: IOUringCapabilities
+    /// The engine this loop runs.
+    public var engine: Engine { io.kind }
+    /// What the kernel's io_uring offered this loop's ring; nil when the loop runs on epoll.
+    public var ioUringCapabilities: IOUringCapabilities? { (io as? IOUringEngine)?.capabilities }
 
     let configuration: Configuration
+    /// The engine that performs this loop's I/O.
+    let io: any IOEngine
     private let threadID: pthread_t
-    private let wakeFD: CInt
-    /// This loop's ring descriptor, for wake-ups posted by other loops' rings.
-    private let ringFD: CInt
-    /// Whether other loops may wake this one with `IORING_OP_MSG_RING` (Linux 5.18+).
-    private let acceptsRingMessages: Bool
     private let remote = AnnotatedMutex(RemoteState())
     private let wakePending = Atomic<Bool>(false)
     /// Set once the loop thread has left its run loop, for good.
@@ -65,16 +74,11 @@ public final class EventLoop: @unchecked Sendable {
     // loop thread, and no access to one of them overlaps another access to the same one
     // (no mutating method on them calls out to code that reaches them again), which the
     // compiler's static checks and the checked builds before this change confirmed.
-    @exclusivity(unchecked) private var ring: Ring
-    let receiveBuffers: ProvidedBufferRing
     /// Receivers that ran out of buffers, waiting for one to come back.
     @exclusivity(unchecked) var receiveBufferWaiters = FIFO<any ReceiveBufferWaiter>(initialCapacity: 16)
-    @exclusivity(unchecked) private var arena = SubmissionArena(capacity: 64 * 1024)
     @exclusivity(unchecked) private var table = CompletionTable(initialCapacity: 1024)
     @exclusivity(unchecked) private var readyJobs = FIFO<UnownedJob>(initialCapacity: 1024)
     private var remoteScratch: [RemoteWork] = []
-    private let completionBatch: UnsafeMutableBufferPointer<UnsafeMutablePointer<io_uring_cqe>?>
-    private let wakeBuffer = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
     @exclusivity(unchecked) private var isStopping = false
 
     /// Work handed to the loop by other threads.
@@ -102,24 +106,11 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     /// Creates the loop on the calling thread, which becomes its loop thread.
-    private init(index: Int, ring: consuming Ring, receiveBuffers: consuming ProvidedBufferRing, wakeFD: CInt, configuration: Configuration) {
+    private init(index: Int, io: any IOEngine, configuration: Configuration) {
         self.index = index
-        self.capabilities = ring.capabilities
-        self.ringFD = ring.descriptor
-        self.acceptsRingMessages = ring.capabilities.supports(IORING_OP_MSG_RING)
-        self.ring = ring
-        self.receiveBuffers = receiveBuffers
-        self.wakeFD = wakeFD
+        self.io = io
         self.configuration = configuration
         self.threadID = pthread_self()
-        self.completionBatch = .allocate(capacity: configuration.turnBudget)
-        self.completionBatch.initialize(repeating: nil)
-    }
-
-    deinit {
-        completionBatch.deallocate()
-        wakeBuffer.deallocate()
-        Glibc.close(wakeFD)
     }
 
     /// Whether the caller runs on this loop's thread.
@@ -145,12 +136,14 @@ extension EventLoop {
         // @unchecked Sendable: `result` is written by the new thread before `sem_post` and read
         // by the creating thread after `sem_wait`, which orders the two.
         let index: Int
+        let engine: Engine
         let configuration: Configuration
         var result: Result<EventLoop, TorusError>?
         private let semaphore = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
 
-        init(index: Int, configuration: Configuration) {
+        init(index: Int, engine: Engine, configuration: Configuration) {
             self.index = index
+            self.engine = engine
             self.configuration = configuration
             sem_init(semaphore, 0, 0)
         }
@@ -164,13 +157,13 @@ extension EventLoop {
         func wait() { while sem_wait(semaphore) != 0 {} }
     }
 
-    /// Starts a thread, creates a ring and a loop on it, and returns the loop once it runs.
-    static func start(index: Int, configuration: Configuration) throws(TorusError) -> (EventLoop, pthread_t) {
-        let startup = Startup(index: index, configuration: configuration)
+    /// Starts a thread, creates an engine and a loop on it, and returns the loop once it runs.
+    static func start(index: Int, engine: Engine, configuration: Configuration) throws(TorusError) -> (EventLoop, pthread_t) {
+        let startup = Startup(index: index, engine: engine, configuration: configuration)
         var thread = pthread_t()
         let rc = pthread_create(&thread, nil, eventLoopThreadMain, Unmanaged.passRetained(startup).toOpaque())
         guard rc == 0 else {
-            throw TorusError(.system, operation: .ringSetup, errno: rc, detail: "pthread_create failed")
+            throw TorusError(.system, operation: .eventLoopSetup, errno: rc, detail: "pthread_create failed")
         }
         startup.wait()
         switch startup.result! {
@@ -185,19 +178,14 @@ extension EventLoop {
     fileprivate static func threadMain(_ startup: Startup) {
         torus_set_thread_name("torus-loop-\(startup.index)")
         let loop: EventLoop
-        do {
-            let ring = try Ring(entries: startup.configuration.submissionQueueEntries)
-            let wakeFD = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
-            guard wakeFD >= 0 else {
-                throw TorusError(.system, operation: .ringSetup, errno: errno, detail: "eventfd failed")
+        do throws(TorusError) {
+            let io: any IOEngine = switch startup.engine {
+            case .ioUring: try IOUringEngine(configuration: startup.configuration)
+            case .epoll: try EpollEngine(configuration: startup.configuration)
             }
-            let configuration = startup.configuration
-            let receiveBuffers = try ProvidedBufferRing(
-                registeringWith: ring, group: 0,
-                count: configuration.receiveBufferCount, bufferSize: configuration.receiveBufferSize)
-            loop = EventLoop(index: startup.index, ring: ring, receiveBuffers: receiveBuffers, wakeFD: wakeFD, configuration: configuration)
+            loop = EventLoop(index: startup.index, io: io, configuration: startup.configuration)
         } catch {
-            startup.result = .failure(error as! TorusError)
+            startup.result = .failure(error)
             startup.signal()
             return
         }
@@ -209,19 +197,13 @@ extension EventLoop {
     }
 
     private func run() {
-        armWake()
         while true {
             if wakePending.load(ordering: .acquiring) { drainRemoteWork() }
             runReadyJobs()
             if isStopping, table.liveCount == 0, readyJobs.isEmpty, markStoppedIfIdle() { break }
-            let rc = ring.submit(waitingFor: readyJobs.isEmpty ? 1 : 0)
-            // EBUSY/EAGAIN: the completion queue is backed up; reaping below makes room.
-            precondition(rc >= 0 || rc == -EBUSY || rc == -EAGAIN || rc == -ETIME,
-                         "io_uring_enter failed: \(TorusError.describe(errno: -rc))")
-            resetArenaIfSubmitted()
-            reapCompletions()
+            io.runTurn(waiting: readyJobs.isEmpty) { id, completion in dispatch(completion, for: id) }
         }
-        ring.close()
+        io.close()
         let waiters = remote.withLock { state in
             defer { state.exitWaiters.removeAll() }
             return state.exitWaiters
@@ -243,19 +225,7 @@ extension EventLoop {
         }
     }
 
-    private func reapCompletions() {
-        _ = ring.reapCompletions(into: completionBatch) { completion, userData in
-            dispatch(completion, userData: userData)
-        }
-    }
-
-    private func dispatch(_ completion: Completion, userData: UInt64) {
-        if userData & InternalTag.bit != 0 {
-            // A wake-up only ends the wait; the loop then looks at `wakePending`.
-            if userData == InternalTag.wake, !isStopping { armWake() }
-            return
-        }
-        let id = OperationID(rawValue: userData)
+    private func dispatch(_ completion: Completion, for id: OperationID) {
         guard let state = table.state(of: id) else { return }
         var completion = completion
         if isStopping, completion.result == -ECANCELED { completion.result = -ESHUTDOWN }
@@ -272,15 +242,6 @@ extension EventLoop {
     }
 
     // MARK: Wake-ups from other threads
-
-    /// Keeps one eventfd read in the ring; a write to the eventfd from any thread completes
-    /// it and ends the loop's wait.
-    private func armWake() {
-        ensureRoom(submissions: 1, arenaBytes: 0)
-        let sqe = ring.nextSubmission()
-        io_uring_prep_read(sqe, wakeFD, wakeBuffer, 8, 0)
-        sqe.pointee.user_data = InternalTag.wake
-    }
 
     private func enqueueRemote(_ work: RemoteWork) {
         let accepted = remote.withLock { state in
@@ -309,25 +270,15 @@ extension EventLoop {
         }
     }
 
-    /// Ends the loop's wait. From another loop's thread, a message from that loop's ring does
-    /// it with no system call of its own: it goes in with the sender's next submission.
-    /// From any other thread, a write to the eventfd does.
+    /// Ends the loop's wait. From another loop's thread, that loop's engine may do it with no
+    /// system call of its own (io_uring: a message from its ring, which goes in with its next
+    /// submission); otherwise the engine's eventfd is written.
     private func wake() {
-        if acceptsRingMessages, let sender = EventLoop.current, sender !== self, sender.isRunningLoop, !sender.isStopping {
-            sender.postWake(toRing: ringFD)
-        } else {
-            _ = eventfd_write(wakeFD, 1)
+        if let sender = EventLoop.current, sender !== self, sender.isRunningLoop, !sender.isStopping,
+           sender.io.postWake(to: io) {
+            return
         }
-    }
-
-    /// Prepares a message to the ring `fd` (another loop's) that completes its wait. Runs on
-    /// this loop's thread.
-    private func postWake(toRing fd: CInt) {
-        ensureRoom(submissions: 1, arenaBytes: 0)
-        let sqe = ring.nextSubmission()
-        io_uring_prep_msg_ring(sqe, fd, 0, InternalTag.message, 0)
-        sqe.pointee.user_data = InternalTag.ignored
-        torus_sqe_skip_success(sqe)
+        io.wake()
     }
 
     /// The loop whose thread this is, if any.
@@ -505,47 +456,6 @@ extension EventLoop {
         return withUnsafeCurrentTask { task in task?.unownedTaskExecutor == me }
     }
 
-    /// Makes sure `submissions` entries and `arenaBytes` of arena fit in this turn, submitting
-    /// what is prepared so far if they do not.
-    private func ensureRoom(submissions: Int, arenaBytes: Int) {
-        guard ring.spaceLeft < submissions || !arena.canFit(arenaBytes) else { return }
-        let rc = ring.submit(waitingFor: 0)
-        precondition(rc >= 0 || rc == -EBUSY || rc == -EAGAIN, "io_uring_enter failed: \(TorusError.describe(errno: -rc))")
-        resetArenaIfSubmitted()
-        precondition(ring.spaceLeft >= submissions && arena.canFit(arenaBytes),
-                     "the kernel consumed no submissions (completion queue backed up)")
-    }
-
-    /// Reuses the arena once the kernel has consumed every prepared request (and so copied
-    /// what they point to). Requests left unconsumed (EBUSY) still point into it.
-    private func resetArenaIfSubmitted() {
-        if ring.pendingSubmissions == 0 { arena.reset() }
-    }
-
-    /// Prepares the request for `id` (and a linked timeout when `timeout` is set). It is
-    /// submitted with the rest of this turn's batch.
-    private func prepareRequest(
-        _ id: OperationID,
-        timeout: Duration?,
-        arenaBytes: Int,
-        _ prepare: (UnsafeMutablePointer<io_uring_sqe>, inout SubmissionArena) -> Void
-    ) {
-        assertInEventLoop()
-        let timespecBytes = timeout == nil ? 0 : MemoryLayout<__kernel_timespec>.stride + 16
-        ensureRoom(submissions: timeout == nil ? 1 : 2, arenaBytes: arenaBytes + timespecBytes + 16)
-        let sqe = ring.nextSubmission()
-        prepare(sqe, &arena)
-        sqe.pointee.user_data = id.rawValue
-        if let timeout {
-            torus_sqe_link_next(sqe)
-            let timespec = arena.allocate(__kernel_timespec.self)
-            timespec.pointee = __kernel_timespec(timeout)
-            let linked = ring.nextSubmission()
-            io_uring_prep_link_timeout(linked, timespec, 0)
-            linked.pointee.user_data = InternalTag.ignored
-        }
-    }
-
     /// Submits one request with this turn's batch and suspends until its completion arrives.
     ///
     /// If the task is cancelled meanwhile, an `ASYNC_CANCEL` is submitted and the call still
@@ -560,11 +470,10 @@ extension EventLoop {
     /// it, so the whole round trip stays on the loop thread.
     @inline(__always)
     func submit(
+        _ operation: IOOperation,
         timeout: Duration? = nil,
-        arenaBytes: Int = 0,
         cancellable: Bool = true,
-        isolation: isolated (any Actor)? = #isolation,
-        _ prepare: (UnsafeMutablePointer<io_uring_sqe>, inout SubmissionArena) -> Void
+        isolation: isolated (any Actor)? = #isolation
     ) async -> Completion {
         assertInEventLoop()
         if isStopping { return .loopShutDown }
@@ -572,32 +481,34 @@ extension EventLoop {
             let id = table.reserve()
             return await onThisLoop(isolation: isolation) {
                 await withUnsafeContinuation(isolation: isolation) { continuation in
-                    prepareRequest(id, timeout: timeout, arenaBytes: arenaBytes, prepare)
                     table.setState(.awaiting(continuation, inKernel: true, cancelRequested: false), for: id)
+                    io.prepare(operation, for: id, timeout: timeout)
                 }
             }
         }
         if Task.isCancelled { return .cancelled }
         let id = table.reserve()
         return await awaitCompletion(of: id, inKernel: true, isolation: isolation) {
-            prepareRequest(id, timeout: timeout, arenaBytes: arenaBytes, prepare)
+            io.prepare(operation, for: id, timeout: timeout)
         }
     }
 
-    /// Submits a request whose completions go to `handler` on the loop (a multishot request or
-    /// an internal timer). Returns nil when the loop is stopping.
-    func submit(
-        handledBy handler: any CompletionHandler,
-        timeout: Duration? = nil,
-        arenaBytes: Int = 0,
-        _ prepare: (UnsafeMutablePointer<io_uring_sqe>, inout SubmissionArena) -> Void
-    ) -> OperationID? {
+    /// Submits an operation whose completions go to `handler` on the loop (a multishot
+    /// operation or an internal timer). Returns nil when the loop is stopping.
+    func submit(_ operation: IOOperation, handledBy handler: any CompletionHandler, timeout: Duration? = nil) -> OperationID? {
         assertInEventLoop()
         if isStopping { return nil }
         let id = table.reserve()
-        prepareRequest(id, timeout: timeout, arenaBytes: arenaBytes, prepare)
         table.setState(.handler(handler, cancelRequested: false), for: id)
+        io.prepare(operation, for: id, timeout: timeout)
         return id
+    }
+
+    /// Hands `operation` to the engine with no one waiting for its completion (a detached
+    /// close, a cancel of everything on a descriptor).
+    func submitDetached(_ operation: IOOperation) {
+        assertInEventLoop()
+        io.prepareDetached(operation)
     }
 
     /// Suspends until loop-side code calls ``resume(_:with:)`` for the operation `register`
@@ -647,23 +558,16 @@ extension EventLoop {
             continuation.resume(returning: .cancelled)
         case .awaiting(let continuation, inKernel: true, cancelRequested: false):
             table.setState(.awaiting(continuation, inKernel: true, cancelRequested: true), for: id)
-            submitCancelRequest(for: id)
+            io.cancel(id)
         case .handler(let handler, cancelRequested: false):
             table.setState(.handler(handler, cancelRequested: true), for: id)
-            submitCancelRequest(for: id)
+            io.cancel(id)
         case .free, .reserved, .awaiting, .handler:
             break
         }
     }
 
-    private func submitCancelRequest(for id: OperationID) {
-        ensureRoom(submissions: 1, arenaBytes: 0)
-        let sqe = ring.nextSubmission()
-        io_uring_prep_cancel64(sqe, id.rawValue, 0)
-        sqe.pointee.user_data = InternalTag.ignored
-    }
-
-    /// Closes `fd` through the ring without waiting for the result. Callable from any thread
+    /// Closes `fd` through the engine without waiting for the result. Callable from any thread
     /// (deinitializers use it).
     func closeDetached(_ fd: CInt) {
         if isRunningLoop {
@@ -695,10 +599,7 @@ extension EventLoop {
             Glibc.close(fd)
             return
         }
-        ensureRoom(submissions: 1, arenaBytes: 0)
-        let sqe = ring.nextSubmission()
-        io_uring_prep_close(sqe, fd)
-        sqe.pointee.user_data = InternalTag.ignored
+        io.prepareDetached(.close(fd))
     }
 }
 
@@ -739,16 +640,4 @@ extension EventLoop: Hashable {
     public static func == (lhs: EventLoop, rhs: EventLoop) -> Bool { lhs === rhs }
     /// Hashes the loop's identity.
     public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
-}
-
-extension __kernel_timespec {
-    /// A relative timespec for `duration`; negative durations become zero.
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        if seconds < 0 || (seconds == 0 && attoseconds < 0) {
-            self.init(tv_sec: 0, tv_nsec: 0)
-        } else {
-            self.init(tv_sec: seconds, tv_nsec: attoseconds / 1_000_000_000)
-        }
-    }
 }

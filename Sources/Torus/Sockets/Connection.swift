@@ -1,4 +1,3 @@
-import CURing
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -134,8 +133,8 @@ public actor Connection {
         on eventLoop: EventLoop? = nil
     ) async throws -> Connection {
         let loop = try eventLoop ?? EventLoopGroup.shared.next()
-        let (storage, length) = try address.sockaddr()
-        let fd = try SocketSyscalls.makeSocket(family: address.family, type: Int32(SOCK_STREAM.rawValue))
+        let storage = try address.storage()
+        let fd = try SocketSyscalls.makeSocket(family: address.family, kind: .stream, for: loop)
         do {
             try options.apply(to: fd, isTCP: address.family != AF_UNIX)
         } catch {
@@ -143,7 +142,7 @@ public actor Connection {
             throw error
         }
         return try await loop.run {
-            let completion = await loop.connect(fd, to: storage, length: length, timeout: timeout)
+            let completion = await loop.connect(fd, to: storage, timeout: timeout)
             guard completion.result == 0 else {
                 _ = await loop.close(fd)
                 switch completion.result {

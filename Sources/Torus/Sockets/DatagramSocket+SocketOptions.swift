@@ -1,4 +1,3 @@
-import CURing
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,4 +1,3 @@
-import CURing
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -67,7 +66,7 @@ public actor DatagramSocket {
                              detail: "a datagram socket needs an IPv4 or IPv6 address")
         }
         let loop = try eventLoop ?? EventLoopGroup.shared.next()
-        let fd = try SocketSyscalls.makeSocket(family: address.family, type: Int32(SOCK_DGRAM.rawValue))
+        let fd = try SocketSyscalls.makeSocket(family: address.family, kind: .datagram, for: loop)
         do {
             try options.apply(to: fd, family: address.family)
             try SocketSyscalls.bind(fd, to: address)
@@ -152,8 +151,7 @@ public actor DatagramSocket {
     public func connect(to address: SocketAddress, timeout: Duration? = nil) async throws {
         try checkOpen(.connect)
         let target = try destination(address, operation: .connect)
-        let (storage, length) = try target.sockaddr()
-        let completion = await eventLoop.connect(fd, to: storage, length: length, timeout: timeout)
+        let completion = await eventLoop.connect(fd, to: try target.storage(), timeout: timeout)
         guard completion.result == 0 else { throw failure(completion, .connect, address: address, timeout: timeout) }
         remoteAddress = address
     }
@@ -218,14 +216,14 @@ public actor DatagramSocket {
         if let error = receiver.takeError() {
             throw TorusError(errno: error, operation: .send, address: remoteAddress)
         }
-        let target = try address.map { address throws(TorusError) in try destination(address, operation: .send).sockaddr() }
+        let target = try address.map { address throws(TorusError) in try destination(address, operation: .send).storage() }
         guard target != nil || remoteAddress != nil else {
             throw TorusError(.invalidArgument, operation: .send, errno: EDESTADDRREQ,
                              detail: "the socket is not connected: pass the address to send to")
         }
         sendsInFlight += 1
-        let completion = if let (storage, length) = target {
-            await eventLoop.send(fd, buffer, to: storage, length: length, timeout: timeout)
+        let completion = if let target {
+            await eventLoop.send(fd, buffer, to: target, timeout: timeout)
         } else {
             await eventLoop.send(fd, buffer, timeout: timeout)
         }

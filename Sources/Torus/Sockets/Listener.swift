@@ -1,6 +1,5 @@
 public import CoreMetrics
 public import Logging
-import CURing
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -168,7 +167,7 @@ public actor Listener: AsyncSequence {
         address: SocketAddress, backlog: Int32, options: Options, loop: EventLoop,
         connectionLoops: [EventLoop], logger: Logger
     ) throws {
-        let fd = try SocketSyscalls.makeSocket(family: address.family, type: Int32(SOCK_STREAM.rawValue))
+        let fd = try SocketSyscalls.makeSocket(family: address.family, kind: .stream, for: loop)
         do {
             if address.family != AF_UNIX {
                 try SocketSyscalls.setOption(fd, level: SOL_SOCKET, name: SO_REUSEADDR, CInt(options.reuseAddress ? 1 : 0))

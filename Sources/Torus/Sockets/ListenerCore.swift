@@ -1,6 +1,5 @@
 import CoreMetrics
 import Logging
-import CURing
 #if canImport(Glibc)
 import Glibc
 #endif

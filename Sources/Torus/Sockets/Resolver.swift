@@ -1,4 +1,3 @@
-import CURing
 import Synchronization
 #if canImport(Glibc)
 import Glibc

@@ -1,4 +1,3 @@
-import CURing
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -7,8 +6,9 @@ import Glibc
 /// setting it up. None of them blocks; everything that moves data or waits goes through the
 /// event loop.
 enum SocketSyscalls {
-    static func makeSocket(family: CInt, type: CInt) throws(TorusError) -> CInt {
-        let fd = Glibc.socket(family, type | Int32(SOCK_CLOEXEC.rawValue), 0)
+    /// A new socket for `loop`, created with the flags its engine needs.
+    static func makeSocket(family: CInt, kind: SocketKind, for loop: EventLoop) throws(TorusError) -> CInt {
+        let fd = Glibc.socket(family, loop.socketType(kind), 0)
         guard fd >= 0 else { throw TorusError(errno: errno, operation: .socket) }
         return fd
     }

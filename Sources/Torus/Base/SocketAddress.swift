@@ -1,4 +1,3 @@
-import CURing
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -135,6 +134,18 @@ public enum SocketAddress: Hashable, Sendable {
     }
 
     /// The address as the kernel takes it.
+    /// A socket address as the kernel takes it: the storage and the length used.
+    struct Storage {
+        var address: sockaddr_storage
+        var length: socklen_t
+    }
+
+    /// The address as the kernel takes it.
+    func storage() throws(TorusError) -> Storage {
+        let (address, length) = try sockaddr()
+        return Storage(address: address, length: length)
+    }
+
     func sockaddr() throws(TorusError) -> (sockaddr_storage, socklen_t) {
         var storage = sockaddr_storage()
         let length: Int

@@ -73,8 +73,11 @@ public struct TorusError: Error, Hashable, Sendable, CustomStringConvertible {
         /// A short name for the operation, as in `connect`.
         public var description: String { name }
 
-        /// Starting an event loop: its thread, its io_uring and its receive buffers.
+        /// Setting up an event loop's io_uring and its receive buffers.
         public static let ringSetup = Operation("io_uring setup")
+        /// Starting an event loop: choosing its engine, its thread, its epoll instance and
+        /// its receive buffers.
+        public static let eventLoopSetup = Operation("event loop setup")
         /// Parsing a socket address, from text or for the kernel.
         public static let parseAddress = Operation("parse address")
         /// Resolving a host name.

@@ -17,7 +17,13 @@ struct SubmissionArena: ~Copyable {
 
     deinit { base.deallocate() }
 
-    func canFit(_ byteCount: Int) -> Bool { used + byteCount + 16 <= capacity }
+    func canFit(_ byteCount: Int) -> Bool { used + byteCount <= capacity }
+
+    /// The most bytes ``allocate(_:count:)`` can take for `count` values of `T`, alignment
+    /// padding included: what an operation adds up to say how much arena it needs.
+    static func footprint<T>(of type: T.Type, count: Int = 1) -> Int {
+        MemoryLayout<T>.stride * count + max(MemoryLayout<T>.alignment, 8) - 1
+    }
 
     /// Memory for `count` values of `T`, valid until the next `reset()`.
     mutating func allocate<T>(_ type: T.Type, count: Int = 1) -> UnsafeMutablePointer<T> {

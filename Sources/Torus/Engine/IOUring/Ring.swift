@@ -35,12 +35,12 @@ struct Ring: ~Copyable {
         ring.deallocate()
     }
 
-    /// Tears the ring down; the kernel cancels whatever is still in flight. The loop calls
-    /// this when its thread exits, long before the loop object itself goes away.
     /// The ring's file descriptor, which other rings name to post a completion to it
     /// (`IORING_OP_MSG_RING`).
     var descriptor: CInt { ring.pointee.ring_fd }
 
+    /// Tears the ring down; the kernel cancels whatever is still in flight. The loop calls
+    /// this when its thread exits, long before the loop object itself goes away.
     mutating func close() {
         guard !isClosed else { return }
         isClosed = true
@@ -86,12 +86,11 @@ struct Ring: ~Copyable {
     /// Returns how many there were.
     func reapCompletions(
         into buffer: UnsafeMutableBufferPointer<UnsafeMutablePointer<io_uring_cqe>?>,
-        _ body: (Completion, UInt64) -> Void
+        _ body: (io_uring_cqe) -> Void
     ) -> Int {
         let count = Int(io_uring_peek_batch_cqe(ring, buffer.baseAddress, UInt32(buffer.count)))
         for index in 0..<count {
-            let cqe = buffer[index]!.pointee
-            body(Completion(result: cqe.res, flags: cqe.flags), cqe.user_data)
+            body(buffer[index]!.pointee)
         }
         io_uring_cq_advance(ring, UInt32(count))
         return count
