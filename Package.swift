@@ -9,7 +9,6 @@ let strictSwift: [SwiftSetting] = [
 
 let package = Package(
     name: "Torus",
-    platforms: [.macOS(.v15)],
     products: [
         .library(name: "Torus", targets: ["Torus"]),
         .library(name: "TorusServiceLifecycle", targets: ["TorusServiceLifecycle"]),

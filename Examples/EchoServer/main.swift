@@ -84,7 +84,7 @@ func main() async -> Int32 {
         } else {
             listeners.append(try await Listener(bindingTo: address, on: group.loops[0]))
         }
-        print("echo-server listening on \(listeners[0].localAddress) with \(arguments.threads) event loop(s)")
+        print("echo-server listening on \(listeners[0].localAddress) with \(arguments.threads) event loop(s) on \(group.engine)")
         fflush(nil)  // Into a pipe, stdout is block-buffered: scripts wait for this line.
         try await Server(listeners: listeners, logger: quiet).run(echo)
         return 0

@@ -42,7 +42,7 @@ public enum ExampleServer {
         } else {
             listeners.append(try await Listener(bindingTo: address, on: group.loops[0]))
         }
-        print("\(name) listening on \(listeners[0].localAddress) with \(threads) event loop(s)")
+        print("\(name) listening on \(listeners[0].localAddress) with \(threads) event loop(s) on \(group.engine)")
         fflush(nil)  // Into a pipe, stdout is block-buffered: scripts wait for this line.
         return listeners
     }

@@ -22,7 +22,7 @@ extension EventLoop {
     /// `layout.message(in:)`) and goes to `handler`. `layout` must stay alive until the
     /// operation's final completion. Returns nil when the loop is stopping.
     func startReceivingMessages(
-        _ fd: CInt, layout: borrowing MessageLayout, handledBy handler: any CompletionHandler
+        _ fd: CInt, layout: MessageLayout, handledBy handler: any CompletionHandler
     ) -> OperationID? {
         submit(.receiveMessages(fd, header: layout.header), handledBy: handler)
     }

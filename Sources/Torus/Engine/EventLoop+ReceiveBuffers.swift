@@ -15,10 +15,16 @@ extension EventLoop {
     /// buffers try again. Loop thread only.
     func recycleReceiveBuffer(_ id: UInt16) {
         io.recycleReceiveBuffer(id)
+        receiveBuffersLent -= 1
         while let waiter = receiveBufferWaiters.popFirst() {
             if waiter.receiveBuffersAvailable() { break }
         }
     }
+
+    /// Whether some receive buffer is free now. An `ENOBUFS` can be stale: the engine found no
+    /// buffer, and some came back before its completion was handled; waiting for one more to
+    /// come back would then wait for ever if the buffers' holders wait for bytes.
+    var hasFreeReceiveBuffers: Bool { receiveBuffersLent < configuration.receiveBufferCount }
 
     /// Registers `waiter` to hear when a receive buffer comes back. Loop thread only.
     func waitForReceiveBuffers(_ waiter: any ReceiveBufferWaiter) {

@@ -74,6 +74,8 @@ public final class EventLoop: @unchecked Sendable {
     // loop thread, and no access to one of them overlaps another access to the same one
     // (no mutating method on them calls out to code that reaches them again), which the
     // compiler's static checks and the checked builds before this change confirmed.
+    /// Receive buffers named by completions and not given back yet.
+    @exclusivity(unchecked) var receiveBuffersLent = 0
     /// Receivers that ran out of buffers, waiting for one to come back.
     @exclusivity(unchecked) var receiveBufferWaiters = FIFO<any ReceiveBufferWaiter>(initialCapacity: 16)
     @exclusivity(unchecked) private var table = CompletionTable(initialCapacity: 1024)
@@ -226,6 +228,7 @@ extension EventLoop {
     }
 
     private func dispatch(_ completion: Completion, for id: OperationID) {
+        if completion.flags.contains(.buffer) { receiveBuffersLent += 1 }
         guard let state = table.state(of: id) else { return }
         var completion = completion
         if isStopping, completion.result == -ECANCELED { completion.result = -ESHUTDOWN }

@@ -117,6 +117,7 @@ public final class Server: Sendable {
         }
         if shouldServe {
             logger.info("serving", metadata: [
+                "engine": "\(listeners[0].eventLoop.engine)",
                 "listeners": "\(listeners.count)",
                 "loops": "\(registries.count)",
                 "maxConnections": "\(configuration.maxConnections.map(String.init) ?? "none")",

@@ -44,7 +44,7 @@ public actor Connection {
     /// Bytes written by waiting writes (`write(_:)`); the outbox and the receiver count theirs.
     @exclusivity(unchecked) private var bytesWritten: UInt64 = 0
     /// The multishot receive and the bytes it queued for the reader.
-    private let receiver: ConnectionReceiver
+    private let receiver: Receiver
     /// Who may write now, the writers waiting, and the outbox of ``send(_:)``.
     private let output: ConnectionOutput
 
@@ -58,7 +58,7 @@ public actor Connection {
         self.eventLoop = eventLoop
         self.localAddress = localAddress
         self.remoteAddress = remoteAddress
-        self.receiver = ConnectionReceiver(fd: fd, loop: eventLoop)
+        self.receiver = Receiver(fd: fd, loop: eventLoop, kind: .stream)
         self.output = ConnectionOutput(fd: fd, loop: eventLoop)
         self.readTimeout = options.readTimeout
         self.writeTimeout = options.writeTimeout
@@ -238,7 +238,7 @@ public actor Connection {
                 if remaining! <= .zero { throw timedOut(.read, after: timeout) }
             }
             let reason = await receiver.wait(timeout: remaining)
-            if reason != ConnectionReceiver.WakeReason.changed { throw readWakeFailure(reason, timeout: timeout) }
+            if reason != .changed { throw readWakeFailure(reason, timeout: timeout) }
         }
     }
 
@@ -255,16 +255,12 @@ public actor Connection {
     }
 
     @inline(never)
-    private func readWakeFailure(_ reason: Int32, timeout: Duration?) -> any Error {
+    private func readWakeFailure(_ reason: Receiver.WaitResult, timeout: Duration?) -> any Error {
         switch reason {
-        case ConnectionReceiver.WakeReason.timedOut:
-            timedOut(.read, after: timeout ?? .zero)
-        case ConnectionReceiver.WakeReason.closed:
-            closedError(.read)
-        case -ESHUTDOWN:
-            TorusError(.eventLoopShutDown, operation: .read, address: remoteAddress)
-        default:
-            CancellationError()
+        case .timedOut: timedOut(.read, after: timeout ?? .zero)
+        case .closed: closedError(.read)
+        case .loopShutDown: TorusError(.eventLoopShutDown, operation: .read, address: remoteAddress)
+        case .cancelled, .changed: CancellationError()
         }
     }
 

@@ -39,7 +39,7 @@ public actor DatagramSocket {
     private var isClosed = false
     private var isReceiving = false
     private var sendsInFlight = 0
-    private let receiver: DatagramReceiver
+    private let receiver: Receiver
 
     /// The socket's event loop, which runs all of its code.
     public nonisolated var unownedExecutor: UnownedSerialExecutor {
@@ -77,7 +77,7 @@ public actor DatagramSocket {
         self.fd = fd
         self.eventLoop = loop
         self.localAddress = SocketSyscalls.localAddress(fd) ?? address
-        self.receiver = DatagramReceiver(fd: fd, loop: loop)
+        self.receiver = Receiver(fd: fd, loop: loop, kind: .datagram)
     }
 
     /// Creates a UDP socket on a free local port and connects it to `address`.
@@ -266,7 +266,7 @@ public actor DatagramSocket {
     ///   happens during the wait) or `CancellationError`.
     public func receive(timeout: Duration? = nil) async throws -> ReceivedDatagram {
         try await waitForDatagram(timeout: timeout)
-        return receiver.take()!
+        return receiver.takeDatagram()!
     }
 
     /// Receives the next datagram, copied into a ``Datagram`` (its buffer goes back at once).
@@ -295,7 +295,7 @@ public actor DatagramSocket {
         isReceiving = true
         defer { isReceiving = false }
         let deadline = timeout.map { ContinuousClock.now + $0 }
-        while !receiver.hasDatagram {
+        while !receiver.hasData {
             if let error = receiver.takeError() {
                 throw TorusError(errno: error, operation: .receive, address: remoteAddress ?? localAddress)
             }
@@ -305,15 +305,15 @@ public actor DatagramSocket {
                 guard remaining! > .zero else { throw timedOut(after: timeout!) }
             }
             switch await receiver.wait(timeout: remaining) {
-            case ConnectionReceiver.WakeReason.changed:
+            case .changed:
                 continue
-            case ConnectionReceiver.WakeReason.timedOut:
+            case .timedOut:
                 throw timedOut(after: timeout!)
-            case ConnectionReceiver.WakeReason.closed:
+            case .closed:
                 throw TorusError(.connectionClosed, operation: .receive, address: localAddress)
-            case -ESHUTDOWN:
+            case .loopShutDown:
                 throw TorusError(.eventLoopShutDown, operation: .receive, address: localAddress)
-            default:
+            case .cancelled:
                 throw CancellationError()
             }
         }

@@ -99,6 +99,9 @@ final class EpollEngine: IOEngine {
     deinit {
         events.deallocate()
         close()
+        // Only now: another thread may still wake the loop after it stopped, and a closed
+        // number could already name someone else's descriptor.
+        Glibc.close(wakeFD)
     }
 
     private var isClosed = false
@@ -106,7 +109,6 @@ final class EpollEngine: IOEngine {
     func close() {
         guard !isClosed else { return }
         isClosed = true
-        Glibc.close(wakeFD)
         Glibc.close(epollFD)
     }
 

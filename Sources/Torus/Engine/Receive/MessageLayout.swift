@@ -10,7 +10,7 @@ import Glibc
 /// The kernel reads the header when the request is armed (and again when it is re-armed
 /// internally), so it lives in its own allocation for as long as its owner, not in the
 /// submission arena.
-struct MessageLayout: ~Copyable {
+final class MessageLayout {
     /// One received datagram, as found in a buffer.
     struct Message {
         /// Who sent it; nil if the kernel gave no address.
