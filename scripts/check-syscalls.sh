@@ -176,6 +176,10 @@ trace() {
     server_pid=$(child_of "$strace_pid") || fail "cannot find the server process under strace"
     echo "echo-server (pid $server_pid) listening on 127.0.0.1:$port"
     sed 's/^/  server: /' "$dir/server.out"
+    # The listening line ends with the engine the server runs ("... on epoll").
+    if [[ $(grep -m 1 'listening on' "$dir/server.out") =~ \ on\ ([a-z_]+)$ && ${BASH_REMATCH[1]} != "$engine" ]]; then
+        fail "$engine: the server says it runs on ${BASH_REMATCH[1]}, not on $engine"
+    fi
     # The loop threads, by the name each loop gives its thread: the wait counts are theirs
     # (the Swift runtime's Dispatch has an epoll thread of its own, which is not Torus's).
     local task
