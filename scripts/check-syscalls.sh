@@ -29,14 +29,17 @@
 #   it is blocking. No io_uring_enter at all, and no poll/ppoll/select/pselect6 on any
 #   descriptor (the engine's one wait is epoll).
 # Both engines: no busy polling. The loops' wait calls (io_uring_enter, or epoll_wait*) are
-#   counted per loop thread in each idle window (at most $IDLE_MAX_WAITS, 10, in 2 s: a loop
+#   counted per loop thread in each idle window: the waits that could sleep (any io_uring_enter;
+#   an epoll_wait with a timeout other than 0) at most $IDLE_MAX_WAKEUPS, 10, in 2 s (a loop
 #   with nothing to do sleeps in one wait and wakes only for its timers, the once-a-second
-#   connection sweep) and per served message in the ping-pong phase (at most
+#   connection sweep), and all waits at most $IDLE_MAX_WAITS, 60 (under epoll each loop turn
+#   calls epoll_wait once, with a zero timeout while jobs are ready, and a sweep runs a few
+#   jobs: about 9 per wake-up today; a spinning loop makes thousands), and per served message in the ping-pong phase (at most
 #   $MAX_WAITS_PER_MESSAGE, 4: one wait for the message's bytes, one for the turn that runs
 #   the resumed handler, one for a send that could not finish at once, and one to spare for
 #   a wake-up or a timer; a loop that spins calls its wait thousands of times a second, tens
 #   of times per message even under strace). A loop that spins without waiting is caught too:
-#   at most $IDLE_MAX_CALLS (30) traced calls of any kind per loop thread in each idle window,
+#   at most $IDLE_MAX_CALLS (100) traced calls of any kind per loop thread in each idle window,
 #   and at most $MAX_SOCKET_CALLS_PER_MESSAGE (8) socket calls per ping-pong message (a
 #   receive, its EAGAIN, a send, and room for a short send's retry; spinning on EAGAIN makes
 #   hundreds).
@@ -64,9 +67,10 @@ PATH=$(scripts/bootstrap.sh --print-path strace socat netcat-openbsd)
 export PATH
 
 readonly idle_seconds=2
-readonly idle_max_waits=${IDLE_MAX_WAITS:-10}
+readonly idle_max_wakeups=${IDLE_MAX_WAKEUPS:-10}
+readonly idle_max_waits=${IDLE_MAX_WAITS:-60}
 readonly max_waits_per_message=${MAX_WAITS_PER_MESSAGE:-4}
-readonly idle_max_calls=${IDLE_MAX_CALLS:-30}
+readonly idle_max_calls=${IDLE_MAX_CALLS:-100}
 readonly max_socket_calls_per_message=${MAX_SOCKET_CALLS_PER_MESSAGE:-8}
 readonly pingpong_clients=2
 readonly pingpong_messages=500
@@ -272,6 +276,13 @@ check_waits() {
         -v i2="${idle2[0]}" -v i2e="${idle2[1]}" '
         FILENAME != ARGV[ARGC - 1] { loop[$1] = 1; loops++; next }
         loops && !($1 in loop) { next }
+        # Whether a wait call was made with a zero timeout (it could not sleep).
+        function polls(line) {
+            if (line ~ /^[0-9]+ +[0-9.]+ +epoll_wait\(/) return line ~ /, 0\) += /
+            if (line ~ /^[0-9]+ +[0-9.]+ +epoll_pwait\(/) return line ~ /, 0, (NULL|\[[^]]*\]), [0-9]+\) += /
+            if (line ~ /^[0-9]+ +[0-9.]+ +epoll_pwait2\(/) return line ~ /\{tv_sec=0, tv_nsec=0\}/
+            return 0
+        }
         {
             in1 = $2 >= i1 && $2 < i1e; in2 = $2 >= i2 && $2 < i2e; inp = $2 >= p && $2 < pe
             seen[$1] = 1
@@ -279,27 +290,32 @@ check_waits() {
             if (in2) any2[$1]++
             if ($3 ~ calls) {
                 all[$1]++
-                if (in1) idle1[$1]++
+                sleeps = !polls($0)
+                if (in1) { idle1[$1]++; wake1[$1] += sleeps }
                 if (inp) ping[$1]++
-                if (in2) idle2[$1]++
+                if (in2) { idle2[$1]++; wake2[$1] += sleeps }
             }
             if (inp && $3 ~ data) { args = $3; sub(/^[a-z0-9_]+\(/, "", args); if (args ~ sock) sockets[$1]++ }
             if (inp && $3 ~ /^epoll_ctl\(/) ctl[$1]++
         }
         END {
-            for (tid in seen) printf "%s %d %d %d %d %d %d %d %d\n", tid, all[tid], idle1[tid], ping[tid], idle2[tid],
-                any1[tid], any2[tid], sockets[tid], ctl[tid]
+            for (tid in seen) printf "%s %d %d %d %d %d %d %d %d %d %d\n", tid, all[tid], idle1[tid], ping[tid], idle2[tid],
+                any1[tid], any2[tid], sockets[tid], ctl[tid], wake1[tid], wake2[tid]
         }
     ' "$dir/loops" "$dir/trace" | sort -n >"$dir/waits"
     local threads waiting total_ping total_sockets total_ctl messages=$((pingpong_clients * pingpong_messages))
     threads=$(wc -l <"$dir/waits")
     waiting=$(awk '$2 > 0' "$dir/waits" | wc -l)
-    echo "loop threads: $threads, of which $waiting called ${calls//|/ or }; per thread, wait calls (and all traced calls):"
-    printf '  %-8s %10s %16s %16s %16s\n' thread "waits" "idle 1st (all)" "ping-pong" "idle 2nd (all)"
-    while read -r tid all w1 wp w2 c1 c2 _ _; do
-        printf '  %-8s %10s %16s %16s %16s\n' "$tid" "$all" "$w1 ($c1)" "$wp" "$w2 ($c2)"
+    echo "loop threads: $threads, of which $waiting called ${calls//|/ or }; per thread, wait calls (idle: sleeping waits / all waits / all traced calls):"
+    printf '  %-8s %10s %18s %12s %18s\n' thread "waits" "idle 1st" "ping-pong" "idle 2nd"
+    while read -r tid all w1 wp w2 c1 c2 _ _ s1 s2; do
+        printf '  %-8s %10s %18s %12s %18s\n' "$tid" "$all" "$s1 / $w1 / $c1" "$wp" "$s2 / $w2 / $c2"
+        if ((s1 > idle_max_wakeups || s2 > idle_max_wakeups)); then
+            echo "check-syscalls: FAILED: $engine: thread $tid woke $s1 and $s2 times in the ${idle_seconds} s idle windows (at most $idle_max_wakeups each): the loop does not sleep when idle" >&2
+            status=1
+        fi
         if ((w1 > idle_max_waits || w2 > idle_max_waits)); then
-            echo "check-syscalls: FAILED: $engine: thread $tid made $w1 and $w2 wait calls in the ${idle_seconds} s idle windows (at most $idle_max_waits each): the loop does not sleep when idle" >&2
+            echo "check-syscalls: FAILED: $engine: thread $tid made $w1 and $w2 wait calls in the ${idle_seconds} s idle windows (at most $idle_max_waits each): the loop polls when idle" >&2
             status=1
         fi
         if ((c1 > idle_max_calls || c2 > idle_max_calls)); then
