@@ -94,17 +94,21 @@ extension EventLoop {
     /// The `type` argument of `socket(2)` for a socket of `kind` on this loop: with
     /// `SOCK_CLOEXEC`, and `SOCK_NONBLOCK` when the engine waits for readiness.
     func socketType(_ kind: SocketKind) -> Int32 {
-        let type = switch kind {
-        case .stream: Int32(SOCK_STREAM.rawValue)
-        case .datagram: Int32(SOCK_DGRAM.rawValue)
-        }
-        return type | Int32(SOCK_CLOEXEC.rawValue) | io.socketFlags
+        kind.type | Int32(SOCK_CLOEXEC.rawValue) | io.socketFlags
     }
 }
 
 /// Stream (TCP, Unix-domain stream) or datagram (UDP) socket.
 enum SocketKind {
     case stream, datagram
+
+    /// `SOCK_STREAM` or `SOCK_DGRAM`.
+    var type: Int32 {
+        switch self {
+        case .stream: Int32(SOCK_STREAM.rawValue)
+        case .datagram: Int32(SOCK_DGRAM.rawValue)
+        }
+    }
 }
 
 extension EventLoop {

@@ -5,8 +5,8 @@ import Glibc
 /// A TCP (or Unix-domain stream) connection.
 ///
 /// A connection is an actor that runs on one ``EventLoop`` for its whole life: its code
-/// executes on the loop's thread, where every read and write is a request on the loop's
-/// io_uring. One task may read while another writes (full duplex); concurrent writes are
+/// executes on the loop's thread, where every read and write is an operation of the loop's
+/// engine (io_uring or epoll). One task may read while another writes (full duplex); concurrent writes are
 /// queued and go out one after another, never interleaved; two concurrent reads are an error.
 ///
 /// ```swift
@@ -410,7 +410,7 @@ public actor Connection {
 
     /// Sends received bytes with no copy and without waiting for the kernel: the connection
     /// takes the buffer, queues it behind the writes made before, and returns. The buffer
-    /// goes back to its ring once sent; buffers queued while a send is in flight go out
+    /// goes back to its loop once sent; buffers queued while a send is in flight go out
     /// together in one `sendmsg`.
     ///
     /// ```swift

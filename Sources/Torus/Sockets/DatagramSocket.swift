@@ -5,9 +5,9 @@ import Glibc
 /// A UDP socket over IPv4 or IPv6, and the sequence of datagrams it receives.
 ///
 /// Like ``Connection``, a datagram socket is an actor that runs on one ``EventLoop``: its
-/// code executes on the loop's thread, where every send and receive is a request on the
-/// loop's io_uring. Datagrams arrive through one multishot receive into the loop's
-/// provided buffers.
+/// code executes on the loop's thread, where every send and receive is an operation of the
+/// loop's engine (io_uring or epoll). Datagrams arrive through one multishot receive into the
+/// loop's receive buffers.
 ///
 /// ```swift
 /// let socket = try await DatagramSocket(bindingTo: .ipv4(.loopback, port: 7001))

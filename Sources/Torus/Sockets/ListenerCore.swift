@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 /// The loop-side half of a ``Listener``: owns the listening descriptor, keeps one multishot
-/// accept in the ring while there is room, and queues accepted descriptors for the tasks
+/// accept armed while there is room, and queues accepted descriptors for the tasks
 /// waiting in ``Listener/accept()``.
 ///
 /// It lives on the listener's loop: the listener's methods and the loop's completion handling
@@ -23,7 +23,7 @@ final class ListenerCore: CompletionHandler, @unchecked Sendable {
 
     private var accepted = FIFO<CInt>(initialCapacity: 16)
     private var waiters = FIFO<OperationID>(initialCapacity: 4)
-    /// The multishot accept in the ring, until its final completion.
+    /// The multishot accept in flight, until its final completion.
     private var acceptRequest: OperationID?
     /// The pause after running out of descriptors, while it lasts.
     private var pauseTimer: OperationID?

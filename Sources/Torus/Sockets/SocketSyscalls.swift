@@ -2,7 +2,7 @@
 import Glibc
 #endif
 
-/// The few socket calls made directly rather than through the ring: creating a socket and
+/// The few socket calls made directly rather than through the engine: creating a socket and
 /// setting it up. None of them blocks; everything that moves data or waits goes through the
 /// event loop.
 enum SocketSyscalls {
