@@ -23,7 +23,9 @@ final class IOUringEngine: IOEngine {
     private let completionBatch: UnsafeMutableBufferPointer<UnsafeMutablePointer<io_uring_cqe>?>
     /// Other threads wake the loop by writing to this eventfd, whose read is always armed.
     private let wakeFD: CInt
-    private let wakeBuffer = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+    /// Where the wake-up read puts the eventfd's counter. Allocated once nothing in `init` can
+    /// throw any more: a class whose init throws never runs its deinit.
+    private let wakeBuffer: UnsafeMutablePointer<UInt64>
     /// Whether this ring can wake other loops with `IORING_OP_MSG_RING` (Linux 5.18+).
     private let acceptsRingMessages: Bool
     /// The ring's descriptor, which other loops' rings name to wake this one.
@@ -61,6 +63,7 @@ final class IOUringEngine: IOEngine {
         self.wakeFD = wakeFD
         completionBatch = .allocate(capacity: configuration.turnBudget)
         completionBatch.initialize(repeating: nil)
+        wakeBuffer = .allocate(capacity: 1)
         armWake()
     }
 
