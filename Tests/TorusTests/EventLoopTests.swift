@@ -9,6 +9,15 @@ actor OnLoop {
     let loop: EventLoop
     nonisolated var unownedExecutor: UnownedSerialExecutor { loop.asUnownedSerialExecutor() }
     init(_ loop: EventLoop) { self.loop = loop }
+    /// One single-shot receive of at most 64 bytes on `fd` (the engine's `.receive`
+    /// operation): its result and the bytes it received.
+    func receive(_ fd: CInt, timeout: Duration?) async -> (Int32, [UInt8]) {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 1)
+        defer { buffer.deallocate() }
+        let result = await loop.receive(fd, into: buffer, timeout: timeout).result
+        return (result, Array(buffer.prefix(max(0, Int(result)))))
+    }
+
     func nops(_ count: Int) async -> [Int32] {
         var results: [Int32] = []
         for _ in 0..<count {
@@ -70,6 +79,29 @@ extension TorusTests {
             let group = try EventLoopGroup(loopCount: 1)
             let results = await OnLoop(group.loops[0]).nops(100)
             #expect(results == Array(repeating: 0, count: 100))
+            await group.shutdown()
+        }
+
+        /// The single-shot receive operation on both engines: it waits for bytes that arrive
+        /// later, returns them, and a timeout ends a receive that gets nothing.
+        @Test(arguments: [EventLoopGroup.EngineChoice.ioUring, .epoll])
+        func singleShotReceiveWaitsForBytesAndTimesOut(engine: EventLoopGroup.EngineChoice) async throws {
+            let group = try EventLoopGroup(loopCount: 1, engine: engine)
+            let onLoop = OnLoop(group.loops[0])
+            var pair: [CInt] = [-1, -1]
+            // Non-blocking, as the loop's own sockets are on epoll.
+            try #require(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0, &pair) == 0)
+            let fd = pair[0]
+            let waiting = Task { await onLoop.receive(fd, timeout: .seconds(10)) }
+            try await letTaskReachItsWait()
+            #expect(write(pair[1], "ping", 4) == 4)
+            let (count, bytes) = await waiting.value
+            #expect(count == 4)
+            #expect(bytes == Array("ping".utf8))
+            let (timedOut, _) = await onLoop.receive(fd, timeout: .milliseconds(50))
+            #expect(timedOut == -ECANCELED, "the linked timeout cancels a receive that gets nothing")
+            close(pair[0])
+            close(pair[1])
             await group.shutdown()
         }
 
