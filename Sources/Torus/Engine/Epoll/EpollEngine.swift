@@ -195,8 +195,16 @@ final class EpollEngine: IOEngine {
 
     /// Ends every operation waiting on `fd` with `-ECANCELED`.
     private func cancelAll(on fd: CInt) {
-        guard Int(fd) < descriptors.count else { return }
-        for id in descriptors[Int(fd)].readers + descriptors[Int(fd)].writers { cancel(id) }
+        let index = Int(fd)
+        guard index < descriptors.count else { return }
+        // `cancel` takes each operation out of its queue; no copy of the queues is made (a
+        // close per connection would otherwise allocate one).
+        while let id = descriptors[index].readers.first {
+            if take(id) != nil { complete(id, Completion(result: -ECANCELED)) } else { descriptors[index].readers.removeFirst() }
+        }
+        while let id = descriptors[index].writers.first {
+            if take(id) != nil { complete(id, Completion(result: -ECANCELED)) } else { descriptors[index].writers.removeFirst() }
+        }
     }
 
     /// Closes `fd` after ending what still waits on it; the number may be reused at once, so
