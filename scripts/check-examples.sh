@@ -44,10 +44,11 @@ cleanup() {
 trap cleanup EXIT
 
 # start_server NAME [ARGS...]: starts $bin/NAME on a free port; sets `port` once it prints
-# "NAME listening on 127.0.0.1:PORT".
+# "NAME listening on 127.0.0.1:PORT", and `server_log` to its log.
 start_server() {
     local name=$1 log=$work/$1.$RANDOM.log
     shift
+    server_log=$log
     "$bin/$name" --host 127.0.0.1 --port 0 "$@" >"$log" 2>&1 &
     pids+=($!)
     port=""
@@ -278,16 +279,31 @@ for i in 1 2 3 4; do cmp -s "$work/payload" "$work/echoed.$i" || fail "concurren
 ok "4 concurrent clients x 8 MiB through the proxy, identical"
 
 # The other direction on its own: an upstream that sends a file and closes without reading.
-upstream_port=$((20000 + RANDOM % 20000))
 head -c $((2 * 1024 * 1024)) /dev/urandom >"$work/download"
-# -U: from the second address (cat) to the first (the accepted connection) only. fork: the
-# readiness probe below gets a copy of its own (and breaks it: stderr is quiet).
-timeout 60 socat -U "TCP-LISTEN:$upstream_port,bind=127.0.0.1,reuseaddr,fork" "EXEC:cat $work/download" 2>/dev/null &
-pids+=($!)
-for _ in $(seq 100); do timeout 1 nc -z 127.0.0.1 "$upstream_port" 2>/dev/null && break; sleep 0.05; done
+# socat cannot listen on port 0 and say which port it got, so the port is picked here: below
+# the kernel's ephemeral range (where no client socket of the earlier checks, TIME_WAIT ones
+# included, can hold it: a random pick there once collided and socat's listen failed
+# silently), and another one is tried if socat still cannot listen on it.
+ephemeral_low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range)
+upstream_port=""
+for _ in 1 2 3 4 5; do
+    candidate=$((10000 + RANDOM % (ephemeral_low - 10000)))
+    # -U: from the second address (cat) to the first (the accepted connection) only. fork:
+    # the readiness probe below gets a copy of its own (and breaks it: stderr goes to a log).
+    timeout 60 socat -U "TCP-LISTEN:$candidate,bind=127.0.0.1,reuseaddr,fork" "EXEC:cat $work/download" \
+        2>>"$work/upstream-socat.log" &
+    pids+=($!)
+    for _ in $(seq 100); do
+        kill -0 "${pids[-1]}" 2>/dev/null || break
+        timeout 1 nc -z 127.0.0.1 "$candidate" 2>/dev/null && { upstream_port=$candidate; break; }
+        sleep 0.05
+    done
+    [[ -n $upstream_port ]] && break
+done
+[[ -n $upstream_port ]] || { cat "$work/upstream-socat.log" >&2; fail "the upstream socat could not listen on any port tried"; }
 start_server tcp-proxy --upstream "127.0.0.1:$upstream_port"
 timeout 60 socat -t 30 -T 30 - "TCP:127.0.0.1:$port" </dev/null >"$work/downloaded" || fail "download through the proxy failed"
-cmp "$work/download" "$work/downloaded" || fail "the download through the proxy differs"
+cmp "$work/download" "$work/downloaded" || { cat "$server_log" >&2; fail "the download through the proxy differs"; }
 ok "2 MiB from an upstream that sends and closes: identical, and its end of stream reached the client"
 
 section "All example checks passed in $((SECONDS - started))s"
