@@ -62,6 +62,18 @@ public struct TorusError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let invalidArgument = Kind("invalid argument")
         /// A datagram is larger than the socket can send in one piece (`EMSGSIZE`).
         public static let messageTooLong = Kind("message too long")
+        /// A write on this connection was cancelled after part of its bytes went out: the
+        /// stream has a gap, so the connection takes no more writes or sends. (A write that
+        /// failed or timed out part-way leaves the connection the same way, and later writes
+        /// report that error, whose detail says how many bytes went out.)
+        public static let incompleteWrite = Kind("incomplete write")
+        /// A frame is longer than the limit its reader was given (see ``BufferedReader``).
+        public static let frameTooLong = Kind("frame too long")
+        /// The stream ended in the middle of a frame: the bytes after the last whole frame
+        /// are not a frame.
+        public static let truncatedFrame = Kind("truncated frame")
+        /// Bytes that do not make a valid frame (a decoder's verdict, see ``FrameDecoder``).
+        public static let malformedFrame = Kind("malformed frame")
         /// Any other system error; see ``TorusError/errno``.
         public static let system = Kind("system error")
     }

@@ -36,6 +36,25 @@ public struct ReceivedBytes: ~Copyable, @unchecked Sendable {
         self.count = count
     }
 
+    /// Bytes of their own (a copy of `bytes`), not in a receive buffer: for code that
+    /// produces bytes for a ``ByteStream`` (a TLS stream's plaintext, a test double), or
+    /// queues owned bytes where received bytes are expected.
+    public init(copying bytes: UnsafeRawBufferPointer) {
+        let block = CopiedBytes.make(copying: bytes)
+        self.init(owner: block, bufferID: 0, start: block.start, count: bytes.count)
+    }
+
+    /// Bytes of their own, a copy of `bytes`. See ``init(copying:)``.
+    public init(_ bytes: some Sequence<UInt8>) {
+        let copied = bytes.withContiguousStorageIfAvailable { CopiedBytes.make(copying: UnsafeRawBufferPointer($0)) }
+            ?? Array(bytes).withUnsafeBytes { CopiedBytes.make(copying: $0) }
+        self.init(owner: copied, bufferID: 0, start: copied.start, count: copied.count)
+    }
+
+    init(block: CopiedBytes, offset: Int, count: Int) {
+        self.init(owner: block, bufferID: 0, start: block.start + offset, count: count)
+    }
+
     deinit {
         if !isHandedOver { owner.returnBuffer(bufferID) }
     }

@@ -41,6 +41,10 @@ public actor Connection {
     @exclusivity(unchecked) private var readTimeout: Duration?
     /// Used by writes that pass no timeout of their own.
     @exclusivity(unchecked) private var writeTimeout: Duration?
+    /// Set when a write ended part-way (failed, timed out or cancelled after some of its
+    /// bytes went out): anything written after it would follow a hole in the stream, so every
+    /// later write and send fails with this.
+    @exclusivity(unchecked) private var brokenWrite: TorusError?
     /// Bytes written by waiting writes (`write(_:)`); the outbox and the receiver count theirs.
     @exclusivity(unchecked) private var bytesWritten: UInt64 = 0
     /// The multishot receive and the bytes it queued for the reader.
@@ -63,6 +67,7 @@ public actor Connection {
         self.readTimeout = options.readTimeout
         self.writeTimeout = options.writeTimeout
         self.output.sendTimeout = options.writeTimeout
+        self.output.highWaterMark = max(1, options.sendQueueHighWaterMark)
         if case .unix = localAddress { isTCP = false } else { isTCP = true }
     }
 
@@ -202,10 +207,12 @@ public actor Connection {
 
     /// Reads the next bytes that arrive, at most `maxBytes`, into a new array.
     ///
-    /// - Returns: The bytes, or nil at end of stream.
-    /// - Throws: as ``receive(timeout:)``.
+    /// - Returns: The bytes, or nil at end of stream. With `maxBytes` 0, an empty array at
+    ///   once (as ``read(into:timeout:)`` returns 0 for an empty buffer).
+    /// - Throws: as ``receive(timeout:)``, and ``TorusError/Kind/invalidArgument`` for a
+    ///   negative `maxBytes`.
     public func read(maxBytes: Int = 64 * 1024, timeout: Duration? = nil) async throws -> [UInt8]? {
-        precondition(maxBytes > 0, "maxBytes must be positive")
+        if maxBytes <= 0 { return try emptyRead(maxBytes: maxBytes) }
         try await waitForData(timeout: timeout ?? readTimeout)
         return receiver.hasData ? receiver.copy(maxBytes: maxBytes) : nil
     }
@@ -240,6 +247,15 @@ public actor Connection {
             let reason = await receiver.wait(timeout: remaining)
             if reason != .changed { throw readWakeFailure(reason, timeout: timeout) }
         }
+    }
+
+    @inline(never)
+    private func emptyRead(maxBytes: Int) throws -> [UInt8] {
+        guard maxBytes == 0 else {
+            throw TorusError(.invalidArgument, operation: .read, address: remoteAddress, detail: "maxBytes is \(maxBytes); it must be 0 or more")
+        }
+        if isClosed { throw closedError(.read) }
+        return []
     }
 
     @inline(never)
@@ -326,15 +342,19 @@ public actor Connection {
         try await beginWriting()
         defer { passWriteAccessOn() }
         var offset = 0
-        while offset < buffer.count {
-            // Closed meanwhile? The descriptor number may already belong to another socket.
-            try checkWritable()
-            let remaining = try remainingTime(until: deadline)
-            let chunk = UnsafeRawBufferPointer(rebasing: buffer[offset...])
-            let completion = await eventLoop.send(fd, chunk, timeout: remaining)
-            let sent = try sentCount(completion, timeout: remaining)
-            offset += sent
-            bytesWritten &+= UInt64(sent)
+        do {
+            while offset < buffer.count {
+                // Closed meanwhile? The descriptor number may already belong to another socket.
+                try checkWritable()
+                let remaining = try remainingTime(until: deadline, timeout: timeout)
+                let chunk = UnsafeRawBufferPointer(rebasing: buffer[offset...])
+                let completion = await eventLoop.send(fd, chunk, timeout: remaining)
+                let sent = try sentCount(completion, timeout: timeout)
+                offset += sent
+                bytesWritten &+= UInt64(sent)
+            }
+        } catch {
+            throw writeEnded(by: error, written: offset, of: buffer.count)
         }
     }
 
@@ -350,25 +370,59 @@ public actor Connection {
         let deadline = timeout.map { ContinuousClock.now + $0 }
         try await beginWriting()
         defer { passWriteAccessOn() }
+        let total = vectors.reduce(0) { $0 + $1.iov_len }
+        var written = 0
         var first = 0
-        while first < vectors.count {
-            try checkWritable()
-            let remaining = try remainingTime(until: deadline)
-            // The engine copies the vectors at submission; `vectors` is not changed until
-            // the send completes.
-            let pending = vectors.withUnsafeBufferPointer { UnsafeBufferPointer(rebasing: $0[first...]) }
-            let completion = await eventLoop.send(fd, vectors: pending, timeout: remaining)
-            var sent = try sentCount(completion, timeout: remaining)
-            bytesWritten &+= UInt64(sent)
-            while first < vectors.count, sent >= vectors[first].iov_len {
-                sent -= vectors[first].iov_len
-                first += 1
+        do {
+            while first < vectors.count {
+                try checkWritable()
+                let remaining = try remainingTime(until: deadline, timeout: timeout)
+                // The engine copies the vectors at submission; `vectors` is not changed until
+                // the send completes.
+                let pending = vectors.withUnsafeBufferPointer { UnsafeBufferPointer(rebasing: $0[first...]) }
+                let completion = await eventLoop.send(fd, vectors: pending, timeout: remaining)
+                var sent = try sentCount(completion, timeout: timeout)
+                bytesWritten &+= UInt64(sent)
+                written += sent
+                while first < vectors.count, sent >= vectors[first].iov_len {
+                    sent -= vectors[first].iov_len
+                    first += 1
+                }
+                if sent > 0 {
+                    vectors[first].iov_base += sent
+                    vectors[first].iov_len -= sent
+                }
             }
-            if sent > 0 {
-                vectors[first].iov_base += sent
-                vectors[first].iov_len -= sent
-            }
+        } catch {
+            throw writeEnded(by: error, written: written, of: total)
         }
+    }
+
+    /// The error a write that stopped after `written` of its `total` bytes throws. Past the
+    /// first byte the stream has a hole where the rest should be: the connection takes no
+    /// more writes or sends, and the error says how far the write got.
+    @inline(never)
+    private func writeEnded(by error: any Error, written: Int, of total: Int) -> any Error {
+        guard written > 0, written < total, brokenWrite == nil, !isClosed else { return error }
+        let reason: String
+        var kind = TorusError.Kind.connectionReset
+        var errno: Int32? = nil
+        switch error {
+        case let error as TorusError:
+            kind = error.kind
+            errno = error.errno
+            reason = error.detail ?? "\(error.kind)"
+        case is CancellationError:
+            kind = .incompleteWrite
+            reason = "cancelled"
+        default:
+            reason = "\(error)"
+        }
+        let broken = TorusError(
+            kind, operation: .write, errno: errno, address: remoteAddress,
+            detail: "\(reason), after \(written) of \(total) bytes were written; the stream now has a gap, so this connection takes no more writes")
+        brokenWrite = broken
+        return error is CancellationError ? error : broken
     }
 
     /// Makes the caller the only writer, queueing behind writers already in progress; the
@@ -436,6 +490,51 @@ public actor Connection {
         output.enqueue(bytes.handOver())
     }
 
+    /// Queues a copy of `bytes` for sending, as ``send(_:)-(ReceivedBytes)`` queues received
+    /// bytes: the call returns once the bytes are queued, and waits only while the queue is
+    /// past its high-water mark (``ConnectionOptions/sendQueueHighWaterMark``) or other
+    /// writers are ahead of it. Callable from any task: the bytes are `Sendable`.
+    ///
+    /// ```swift
+    /// try await connection.send("HTTP/1.1 204 No Content\r\n\r\n")
+    /// ```
+    ///
+    /// - Throws: as ``send(_:)-(ReceivedBytes)``.
+    public func send(_ bytes: [UInt8]) async throws {
+        guard !bytes.isEmpty else { return try checkSendable() }
+        let block = bytes.withUnsafeBytes { CopiedBytes.make(copying: $0) }
+        try await send(ReceivedBytes(block: block, offset: 0, count: block.count))
+    }
+
+    /// Queues the UTF-8 bytes of `string`. Returns and throws as ``send(_:)-([UInt8])``.
+    public func send(_ string: String) async throws {
+        var string = string
+        let block = string.withUTF8 { CopiedBytes.make(copying: UnsafeRawBufferPointer($0)) }
+        try await send(ReceivedBytes(block: block, offset: 0, count: block.count))
+    }
+
+    /// Queues a copy of any collection of bytes. Returns and throws as ``send(_:)-([UInt8])``.
+    public func send(_ bytes: some Collection<UInt8> & Sendable) async throws {
+        let copy = ReceivedBytes(bytes)
+        try await send(copy)
+    }
+
+    private func checkSendable() throws {
+        try checkWritable()
+        if let failure = output.failure { throw sendFailure(Completion(result: -failure), timeout: nil) }
+    }
+
+    /// Bytes queued by ``send(_:)-(ReceivedBytes)`` that the kernel has not accepted yet.
+    public var queuedBytes: Int { output.queuedBytes }
+
+    /// Whether a send would be queued without waiting: the connection is open for writing,
+    /// no earlier send failed, and the queue is under its high-water mark. A task that
+    /// broadcasts to many connections can skip (or drop) one that is not writable instead of
+    /// waiting for its slow reader.
+    public var isWritable: Bool {
+        !isClosed && !isOutputShutDown && brokenWrite == nil && output.failure == nil && output.queuedBytes < output.highWaterMark
+    }
+
     /// Waits until every byte queued by ``send(_:)`` is sent.
     ///
     /// - Throws: the ``TorusError`` a queued send failed with, or `CancellationError`.
@@ -466,12 +565,13 @@ public actor Connection {
 
     @inline(__always)
     private func checkWritable() throws {
-        if isClosed || isOutputShutDown || output.failure != nil { throw writeRefusal() }
+        if isClosed || isOutputShutDown || output.failure != nil || brokenWrite != nil { throw writeRefusal() }
     }
 
     @inline(never)
     private func writeRefusal() -> any Error {
         if isClosed { return closedError(.write) }
+        if let brokenWrite { return brokenWrite }
         // After a failed queued send (a timeout leaves the socket open), anything sent would
         // follow the bytes it dropped: a hole in the stream. Also for a writer or a send that
         // waited for its turn behind it.
@@ -480,16 +580,17 @@ public actor Connection {
     }
 
     @inline(__always)
-    private func remainingTime(until deadline: ContinuousClock.Instant?) throws -> Duration? {
+    private func remainingTime(until deadline: ContinuousClock.Instant?, timeout: Duration?) throws -> Duration? {
         guard let deadline else { return nil }
         let remaining = deadline - .now
-        if remaining <= .zero { throw writeTimedOut() }
+        if remaining <= .zero { throw writeTimedOut(timeout) }
         return remaining
     }
 
     @inline(never)
-    private func writeTimedOut() -> any Error {
-        TorusError(.timedOut, operation: .write, errno: ETIMEDOUT, address: remoteAddress)
+    private func writeTimedOut(_ timeout: Duration?) -> any Error {
+        TorusError(.timedOut, operation: .write, errno: ETIMEDOUT, address: remoteAddress,
+                   detail: "not every byte was written within \(timeout ?? .zero)")
     }
 
     @inline(__always)
@@ -647,7 +748,8 @@ public actor Connection {
         if isClosed { return closedError(operation) }
         guard errno == ECANCELED else { return TorusError(errno: errno, operation: operation, address: remoteAddress) }
         if let timeout {
-            return TorusError(.timedOut, operation: operation, errno: ETIMEDOUT, address: remoteAddress, detail: "nothing happened within \(timeout)")
+            let detail = operation == .write ? "not every byte was written within \(timeout)" : "nothing happened within \(timeout)"
+            return TorusError(.timedOut, operation: operation, errno: ETIMEDOUT, address: remoteAddress, detail: detail)
         }
         return CancellationError()
     }

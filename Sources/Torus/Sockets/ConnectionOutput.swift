@@ -38,6 +38,10 @@ final class ConnectionOutput: CompletionHandler, @unchecked Sendable {
     /// Set when the descriptor is about to close: nothing more may be sent on its number,
     /// which the process may reuse at once.
     @exclusivity(unchecked) private var isAbandoned = false
+    /// Bytes in the outbox not sent yet.
+    @exclusivity(unchecked) private(set) var queuedBytes = 0
+    /// Past this many queued bytes, a send waits until the outbox has drained.
+    @exclusivity(unchecked) var highWaterMark = ConnectionOptions.defaultSendQueueHighWaterMark
     /// Bytes sent from the outbox so far.
     @exclusivity(unchecked) private(set) var bytesSent: UInt64 = 0
     /// The longest one outbox `sendmsg` may wait for room in the socket; nil for no limit.
@@ -85,7 +89,8 @@ final class ConnectionOutput: CompletionHandler, @unchecked Sendable {
 
     /// Whether a send may join the outbox now, without waiting for its turn.
     var canJoinOutbox: Bool {
-        !isWriting || (isOutboxWriting && waitingWriters.isEmpty && outbox.count < Self.outboxCapacity)
+        !isWriting || (isOutboxWriting && waitingWriters.isEmpty && outbox.count < Self.outboxCapacity
+            && queuedBytes < highWaterMark)
     }
 
     /// Whether the outbox has bytes not sent yet.
@@ -107,6 +112,7 @@ final class ConnectionOutput: CompletionHandler, @unchecked Sendable {
         isWriting = true
         isOutboxWriting = true
         outbox.append(bytes)
+        queuedBytes += bytes.count
         if request == nil { sendQueued() }
     }
 
@@ -146,6 +152,7 @@ final class ConnectionOutput: CompletionHandler, @unchecked Sendable {
         }
         var sent = Int(completion.result)
         bytesSent &+= UInt64(sent)
+        queuedBytes -= sent
         while sent > 0, let first = outbox.first {
             let left = first.count - sentOfFirst
             if sent >= left {
@@ -170,6 +177,7 @@ final class ConnectionOutput: CompletionHandler, @unchecked Sendable {
         if failure == nil { failure = errno }
         while let lent = outbox.popFirst() { lent.giveBack() }
         sentOfFirst = 0
+        queuedBytes = 0
         finishOutbox()
     }
 

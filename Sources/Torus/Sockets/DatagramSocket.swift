@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -27,8 +29,13 @@ import Glibc
 public actor DatagramSocket {
     /// The loop this socket lives on.
     public nonisolated let eventLoop: EventLoop
-    /// The address the socket is bound to; for port 0, the port the kernel chose.
-    public nonisolated let localAddress: SocketAddress
+    /// The address the socket is bound to; for port 0, the port the kernel chose. Once
+    /// connected, the address the kernel picked for reaching the peer (a socket bound to
+    /// `0.0.0.0` then reports the interface's address, as `getsockname` does).
+    public nonisolated var localAddress: SocketAddress { boundAddress.withLock { $0 } }
+    /// Behind ``localAddress``: set at bind, refreshed by ``connect(to:timeout:)``. A lock
+    /// rather than actor state so that the address stays readable without `await`.
+    private nonisolated let boundAddress: Mutex<SocketAddress>
     /// The payload size beyond which received datagrams are truncated: the loop's receive
     /// buffer size (``EventLoop/Configuration/receiveBufferSize``) less 44 bytes of header.
     public nonisolated var maximumReceiveSize: Int { eventLoop.maximumDatagramReceiveSize }
@@ -76,7 +83,7 @@ public actor DatagramSocket {
         }
         self.fd = fd
         self.eventLoop = loop
-        self.localAddress = SocketSyscalls.localAddress(fd) ?? address
+        self.boundAddress = Mutex(SocketSyscalls.localAddress(fd) ?? address)
         self.receiver = Receiver(fd: fd, loop: loop, kind: .datagram)
     }
 
@@ -154,6 +161,7 @@ public actor DatagramSocket {
         let completion = await eventLoop.connect(fd, to: try target.storage(), timeout: timeout)
         guard completion.result == 0 else { throw failure(completion, .connect, address: address, timeout: timeout) }
         remoteAddress = address
+        if let local = SocketSyscalls.localAddress(fd) { boundAddress.withLock { $0 = local } }
     }
 
     // MARK: Sending

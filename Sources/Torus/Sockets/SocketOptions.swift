@@ -18,6 +18,13 @@ public struct ConnectionOptions: Sendable, Hashable {
     /// The timeout of every write that passes none of its own, and of each `sendmsg` of bytes
     /// queued by ``Connection/send(_:)``; nil waits as long as it takes.
     public var writeTimeout: Duration? = nil
+    /// How many bytes ``Connection/send(_:)-(ReceivedBytes)`` may queue before a send waits
+    /// for the queue to drain (back-pressure toward a peer that reads slowly). 256 KiB by
+    /// default; at least one send is always queued, whatever its size.
+    public var sendQueueHighWaterMark: Int = Self.defaultSendQueueHighWaterMark
+
+    /// The default ``sendQueueHighWaterMark``: 256 KiB.
+    public static let defaultSendQueueHighWaterMark = 256 * 1024
 
     /// Options with the given values; each argument left out keeps the default above.
     public init(
@@ -26,7 +33,8 @@ public struct ConnectionOptions: Sendable, Hashable {
         sendBufferSize: Int? = nil,
         receiveBufferSize: Int? = nil,
         readTimeout: Duration? = nil,
-        writeTimeout: Duration? = nil
+        writeTimeout: Duration? = nil,
+        sendQueueHighWaterMark: Int = Self.defaultSendQueueHighWaterMark
     ) {
         self.noDelay = noDelay
         self.keepAlive = keepAlive
@@ -34,6 +42,7 @@ public struct ConnectionOptions: Sendable, Hashable {
         self.receiveBufferSize = receiveBufferSize
         self.readTimeout = readTimeout
         self.writeTimeout = writeTimeout
+        self.sendQueueHighWaterMark = sendQueueHighWaterMark
     }
 
     /// When and how often an idle connection is probed, and how many unanswered probes

@@ -274,26 +274,9 @@ final class Receiver: CompletionHandler, ReceiveBufferOwner, ReceiveBufferWaiter
         case .lend:
             entries.append(Entry(storage: .lent(bufferID: bufferID), offset: offset, count: payload, datagram: message))
         case .copy:
-            let bytes = CopiedBytes(UnsafeRawBufferPointer(start: loop.receiveBufferAddress(bufferID) + offset, count: payload))
+            let bytes = CopiedBytes.make(copying: UnsafeRawBufferPointer(start: loop.receiveBufferAddress(bufferID) + offset, count: payload))
             loop.recycleReceiveBuffer(bufferID)
             entries.append(Entry(storage: .copied(bytes), offset: 0, count: payload, datagram: message))
         }
     }
-}
-
-/// Received bytes copied out of a receive buffer, for a socket past its share of buffers.
-final class CopiedBytes: ReceiveBufferOwner, @unchecked Sendable {
-    // @unchecked Sendable: the memory is written once, in init, and only read afterwards.
-    let start: UnsafeRawPointer
-
-    init(_ bytes: UnsafeRawBufferPointer) {
-        let copy = UnsafeMutableRawPointer.allocate(byteCount: max(1, bytes.count), alignment: 16)
-        if bytes.count > 0 { copy.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
-        start = UnsafeRawPointer(copy)
-    }
-
-    deinit { start.deallocate() }
-
-    /// Nothing to give back: the memory goes with the last reference.
-    func returnBuffer(_ id: UInt16) {}
 }
