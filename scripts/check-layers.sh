@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks the layers of Sources/Torus, so that they hold by more than convention:
 #
-#   Support < Base < Buffers < Engine < Sockets < Server      (each may use only those before it)
+#   Support < Base < Buffers < Engine < Sockets < Streams < Server      (each may use only those before it)
 #
 # - Only Engine/ (the engines: io_uring through liburing, epoll) and Support/ (ThreadSanitizer
 #   annotations) import CURing; no other target's sources do either (the tests may).
@@ -17,7 +17,7 @@ exec python3 - "$@" <<'PY'
 import pathlib, re, sys
 
 root = pathlib.Path("Sources/Torus")
-layers = ["Support", "Base", "Buffers", "Engine", "Sockets", "Server"]
+layers = ["Support", "Base", "Buffers", "Engine", "Sockets", "Streams", "Server"]
 may_import_curing = {"Engine", "Support"}
 problems = []
 

@@ -66,6 +66,16 @@ public struct ReceivedBytes: ~Copyable, @unchecked Sendable {
         return lent
     }
 
+    /// The bytes, for code in this module that keeps the value alive while it uses them.
+    var unsafeBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: start, count: count) }
+
+    /// The same buffer without its first `count` bytes, with no copy.
+    consuming func droppingFirst(_ count: Int) -> ReceivedBytes {
+        let lent = handOver()
+        let dropped = min(count, lent.count)
+        return ReceivedBytes(owner: lent.owner, bufferID: lent.bufferID, start: lent.start + dropped, count: lent.count - dropped)
+    }
+
     /// Calls `body` with the bytes. The pointer is valid only inside `body`.
     public func withUnsafeBytes<Result, Failure: Error>(
         _ body: (UnsafeRawBufferPointer) throws(Failure) -> Result

@@ -67,7 +67,7 @@ public actor Connection {
         self.readTimeout = options.readTimeout
         self.writeTimeout = options.writeTimeout
         self.output.sendTimeout = options.writeTimeout
-        self.output.highWaterMark = max(1, options.sendQueueHighWaterMark)
+        self.output.highWaterMark = Swift.max(1, options.sendQueueHighWaterMark)
         if case .unix = localAddress { isTCP = false } else { isTCP = true }
     }
 

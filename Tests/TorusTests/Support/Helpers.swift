@@ -80,7 +80,7 @@ extension Connection {
         var received: [UInt8] = []
         received.reserveCapacity(count)
         while received.count < count {
-            guard let chunk = try await read(maxBytes: min(65536, count - received.count)) else {
+            guard let chunk = try await read(maxBytes: Swift.min(65536, count - received.count)) else {
                 throw TestFailure("stream ended after \(received.count) of \(count) bytes")
             }
             received.append(contentsOf: chunk)
