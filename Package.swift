@@ -65,7 +65,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "EchoServer",
-            dependencies: ["Torus", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Torus", "ExampleProtocols", "ExampleServing"],
             path: "Examples/EchoServer",
             swiftSettings: strictSwift
         ),
@@ -77,7 +77,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "UDPEchoServer",
-            dependencies: ["Torus"],
+            dependencies: ["Torus", "ExampleProtocols", "ExampleServing"],
             path: "Examples/UDPEchoServer",
             swiftSettings: strictSwift
         ),
@@ -94,10 +94,16 @@ let package = Package(
             path: "Examples/Shared/ExampleProtocols",
             swiftSettings: strictSwift
         ),
-        // What the example servers share on top of Torus: binding, the listening line, serving.
+        // What the example servers share on top of Torus: binding, the listening line, serving,
+        // and a graceful stop on SIGTERM and SIGINT (UnixSignals: swift-service-lifecycle's
+        // signal sequence, on Dispatch, which the examples may use and Torus does not).
         .target(
             name: "ExampleServing",
-            dependencies: ["Torus", "ExampleProtocols", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "Torus", "ExampleProtocols",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
             path: "Examples/Shared/ExampleServing",
             swiftSettings: strictSwift
         ),

@@ -7,7 +7,10 @@
 // copies both directions at once, from the receive buffer with no copy. When one side ends
 // its stream, the proxy shuts down the write side toward the other (half-close), so
 // request/response protocols that half-close work through it; when both have ended, or on
-// a reset or error on either side, both connections are closed.
+// a reset or error on either side, both connections are closed. On SIGTERM or SIGINT the
+// client side drains like any server connection: its end of stream reaches the upstream as a
+// half-close, and the relay ends once the upstream has answered and ended its stream too (or
+// the 30 s grace period is over).
 import ExampleProtocols
 import ExampleServing
 import Torus

@@ -5,7 +5,9 @@
 // One socket on one event loop. The handler runs isolated to the socket, on its loop, and
 // sends each datagram back straight out of the receive buffer the kernel filled: no copy,
 // no thread hop. A datagram too large for a receive buffer arrives truncated; the server
-// says so on standard error and echoes the part it got.
+// says so on standard error and echoes the part it got. SIGTERM or SIGINT stops it (exit 0).
+import ExampleProtocols
+import ExampleServing
 import Torus
 
 #if canImport(Glibc)
@@ -19,22 +21,16 @@ func warn(_ message: String) {
 }
 
 func main() async -> Int32 {
-    var host = "127.0.0.1"
-    var port: UInt16 = 7001
-    var arguments = CommandLine.arguments.dropFirst().makeIterator()
-    while let flag = arguments.next() {
-        switch (flag, arguments.next()) {
-        case ("--host", let value?): host = value
-        case ("--port", let value?) where UInt16(value) != nil: port = UInt16(value)!
-        default:
-            print("usage: udp-echo-server [--host ADDRESS] [--port PORT]")
-            return 2
-        }
-    }
-    do {
-        let socket = try await DatagramSocket(bindingTo: try SocketAddress(host: host, port: port))
+    await ExampleServer.run(name: "udp-echo-server") {
+        let options = try ExampleOptions(
+            CommandLine.arguments.dropFirst(), accepting: ["host", "port"],
+            usage: "usage: udp-echo-server [--host ADDRESS] [--port PORT]")
+        let address = try SocketAddress(host: options.string("host", default: "127.0.0.1"), port: options.port("port", default: 7001))
+        let socket = try await DatagramSocket(bindingTo: address)
         print("udp-echo-server listening on \(socket.localAddress)")
         fflush(nil)  // Into a pipe, stdout is block-buffered: scripts wait for this line.
+        // Until a signal cancels this task: the waiting receive then throws CancellationError,
+        // which ExampleServer.run counts as a clean stop.
         try await socket.withIsolation { socket in
             while true {
                 let datagram = try await socket.receive()
@@ -49,10 +45,6 @@ func main() async -> Int32 {
                 }
             }
         }
-        return 0
-    } catch {
-        print("udp-echo-server: \(error)")
-        return 1
     }
 }
 

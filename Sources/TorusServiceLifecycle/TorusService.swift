@@ -15,9 +15,12 @@ public import Torus
 /// try await group.run()
 /// ```
 ///
-/// On the group's graceful shutdown the server stops accepting and gives running handlers its
-/// ``Torus/Server/Configuration/shutdownGracePeriod`` to finish before cancelling them; if the
-/// group cancels the service instead, the same graceful shutdown begins.
+/// On the group's graceful shutdown the server stops accepting, its connections drain (a
+/// handler's reads return end of stream once the bytes already received are handed out, so an
+/// idle connection ends at once; writes go on; see ``Torus/Connection/isDraining``), and
+/// running handlers get its ``Torus/Server/Configuration/shutdownGracePeriod`` to finish before
+/// they are cancelled; if the group cancels the service instead, the same graceful shutdown
+/// begins.
 public struct TorusService: Service {
     /// The server this service runs.
     public let server: Server

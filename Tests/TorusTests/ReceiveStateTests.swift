@@ -23,6 +23,10 @@ extension TorusTests {
             func buffersAvailable() -> Bool? { state.buffersAvailable() }
             func takeFailure() -> Int32? { state.takeFailure() }
             func close() -> Bool { state.close() }
+            func drain() { state.drain() }
+            func stopForDrain() -> Bool { state.stopForDrain() }
+            func readerWaits(_ waits: Bool) { state.drainingReaderWaits = waits }
+            var isArmed: Bool { state.isArmed }
             var held: Int { state.held }
             var queued: Int { state.queued }
             var hasNews: Bool { state.hasNews }
@@ -86,6 +90,34 @@ extension TorusTests {
             #expect(!state.consumed())
             #expect(!state.consumed(), "two queued: at the share, not below it")
             #expect(state.consumed())
+        }
+
+        /// Draining: the receive in flight is stopped once (its final completion then arms
+        /// nothing), and a receive is armed again only while the reader waits for bytes the
+        /// kernel holds; the share still applies then.
+        @Test func aDrainingStreamArmsOnlyWhileTheReaderWaitsForBytesTheKernelHolds() {
+            let state = Self.armed(.stream, share: 2)
+            _ = Self.bytes(state)
+            state.drain()
+            #expect(state.stopForDrain())
+            #expect(!state.stopForDrain(), "asked to stop once")
+            // A buffer the engine filled before the stop reached it still queues.
+            #expect(Self.bytes(state) == .init(buffer: .lend))
+            #expect(state.completed(result: -ECANCELED, hasMore: false, usableBuffer: nil, buffersFree: true) == .init())
+            #expect(!state.isArmed)
+            #expect(!state.stopForDrain(), "nothing in flight to stop")
+            // The reader takes both and gives them back: below the share, but not waiting.
+            #expect(!state.consumed())
+            #expect(!state.consumed())
+            #expect(!state.bufferReturned())
+            #expect(!state.bufferReturned())
+            // It waits, and the kernel holds bytes: armed.
+            state.readerWaits(true)
+            #expect(state.shouldArm())
+            state.readerWaits(false)
+            // A multishot receive that ends by itself while nobody waits is not armed again.
+            #expect(Self.bytes(state, hasMore: false) == .init(buffer: .lend))
+            #expect(!state.isArmed)
         }
 
         @Test func aMultishotReceiveThatEndsWithoutAnErrorIsArmedAgain() {

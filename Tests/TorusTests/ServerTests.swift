@@ -10,29 +10,36 @@ extension TorusTests {
     /// The serve helper: graceful shutdown, the connection limit, timeouts, loops, metrics.
     @Suite(.noDescriptorLeaks)
     struct ServerTests {
+        /// Handlers that have read their request when the shutdown begins still write their
+        /// whole response (connections drain: reads end, writes go on), then end; the listener
+        /// is closed.
         @Test func gracefulShutdownLetsRunningHandlersFinishTheirWrites() async throws {
             let listener = try await Listener(bindingTo: .ipv4(.loopback, port: 0))
             let server = Server(listener: listener, configuration: .init(shutdownGracePeriod: .seconds(60)))
             let response = randomBytes(1 << 20, seed: 11)
-            let (started, handlerStarted) = AsyncStream.makeStream(of: Void.self)
+            let requests = Tally()
+            let respond = Gate()
             let finished = Atomic<Int>(0)
             let running = Task {
                 try await server.run { connection in
-                    handlerStarted.yield()
-                    // The request comes only after the shutdown has begun.
                     guard try await connection.read() != nil else { return }
+                    requests.increment()
+                    await respond.wait()  // The response is written only after the shutdown began.
                     try await connection.write(response)
                     finished.add(1, ordering: .relaxed)
                 }
             }
             var clients: [Connection] = []
-            for _ in 0..<4 { clients.append(try await Connection.connect(to: listener.localAddress)) }
-            var starts = started.makeAsyncIterator()
-            for _ in clients { await starts.next() }
+            for _ in 0..<4 {
+                let client = try await Connection.connect(to: listener.localAddress)
+                try await client.write("go")
+                clients.append(client)
+            }
+            await requests.wait(untilAtLeast: clients.count)
 
             server.shutdown()
             #expect(server.isShuttingDown)
-            for client in clients { try await client.write("go") }
+            respond.open()
             for client in clients {
                 expectSameBytes(try await client.readToEnd(), response, "response")
                 await client.close()
@@ -44,56 +51,41 @@ extension TorusTests {
             #expect(refused?.kind == .connectionRefused, "the listener is closed")
         }
 
-        @Test func handlersStillRunningWhenTheGracePeriodEndsAreCancelled() async throws {
+        /// Cancelling the task that runs the server is a graceful shutdown, not a cancellation
+        /// of the handlers: an echo handler still answers the bytes it had received, then
+        /// finds end of stream (the connection drains) and returns normally.
+        @Test func cancellingTheServingTaskShutsDownGracefully() async throws {
             let listener = try await Listener(bindingTo: .ipv4(.loopback, port: 0))
-            let server = Server(listener: listener, configuration: .init(shutdownGracePeriod: .milliseconds(100)))
-            let (started, handlerStarted) = AsyncStream.makeStream(of: Void.self)
+            let server = Server(listener: listener, configuration: .init(shutdownGracePeriod: .seconds(60)))
+            let (accepted, accept) = AsyncStream.makeStream(of: Connection.self)
             let (outcomes, outcome) = AsyncStream.makeStream(of: String.self)
+            let resume = Gate()
             let running = Task {
                 try await server.run { connection in
-                    handlerStarted.yield()
+                    accept.yield(connection)
+                    await resume.wait()
                     do {
-                        _ = try await connection.read()   // the client never writes
-                        outcome.yield("read returned")
+                        while let bytes = try await connection.read() {
+                            try await connection.write(bytes)
+                        }
+                        outcome.yield("end of stream")
                     } catch {
                         outcome.yield(error is CancellationError ? "cancelled" : "\(error)")
                     }
                 }
             }
             let client = try await Connection.connect(to: listener.localAddress)
-            var starts = started.makeAsyncIterator()
-            await starts.next()
-
-            server.shutdown()
-            try await running.value
-            var results = outcomes.makeAsyncIterator()
-            #expect(await results.next() == "cancelled")
-            #expect(try await client.read() == nil, "the server closed the connection")
-            await client.close()
-        }
-
-        @Test func cancellingTheServingTaskShutsDownGracefully() async throws {
-            let listener = try await Listener(bindingTo: .ipv4(.loopback, port: 0))
-            let server = Server(listener: listener, configuration: .init(shutdownGracePeriod: .seconds(60)))
-            let (started, handlerStarted) = AsyncStream.makeStream(of: Void.self)
-            let running = Task {
-                try await server.run { connection in
-                    handlerStarted.yield()
-                    while let bytes = try await connection.read() {
-                        try await connection.write(bytes)
-                    }
-                }
-            }
-            let client = try await Connection.connect(to: listener.localAddress)
-            var starts = started.makeAsyncIterator()
-            await starts.next()
+            var connections = accepted.makeAsyncIterator()
+            let served = try #require(await connections.next())
+            try await client.write("still here")
 
             running.cancel()
-            // The handler was not cancelled: it still echoes, until the client ends.
-            try await client.write("still here")
+            #expect(await served.isDraining)
+            resume.open()
             #expect(try await client.read(exactly: 10) == Array("still here".utf8))
-            try await client.shutdown(.write)
-            #expect(try await client.read() == nil)
+            #expect(try await client.read() == nil, "the server closed the connection after the handler ended")
+            var results = outcomes.makeAsyncIterator()
+            #expect(await results.next() == "end of stream", "the handler was not cancelled")
             await client.close()
             try await running.value
             #expect(server.isShuttingDown)

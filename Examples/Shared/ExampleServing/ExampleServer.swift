@@ -1,13 +1,16 @@
 public import ExampleProtocols
 public import Torus
 import Logging
+import Synchronization
+import UnixSignals
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// What every example server shares: `--host`, `--port`, `--threads` and `--listener` parsing,
-/// the listeners, the `NAME listening on HOST:PORT` line scripts wait for, and the exit code.
+/// the listeners, the `NAME listening on HOST:PORT` line scripts wait for, a graceful stop on
+/// SIGTERM and SIGINT, and the exit code.
 ///
 /// With several threads (event loops), `--listener per-loop` (the default) binds one listener
 /// per loop on the same port (`SO_REUSEPORT`: the kernel spreads connections over the
@@ -47,11 +50,38 @@ public enum ExampleServer {
         return listeners
     }
 
-    /// Runs `body`, printing what went wrong when it throws; returns the process exit code
-    /// (0, 1 for a failure, 2 for a usage error).
-    public static func run(name: String, _ body: () async throws -> Void) async -> Int32 {
+    /// Runs `body` until it returns or a signal stops it, printing what went wrong when it
+    /// throws; returns the process exit code: 0, 1 for a failure, 2 for a usage error.
+    ///
+    /// The first SIGTERM or SIGINT cancels `body`. For a ``Server`` (``serve(_:configuration:handle:)``)
+    /// that is a graceful shutdown: the listeners close, every connection drains (its reads
+    /// end, so idle ones end at once and busy handlers finish what they are writing), and
+    /// handlers still running after the grace period are cancelled. Once `body` has
+    /// returned, or thrown `CancellationError` (a loop ended by the cancellation), the exit
+    /// code is 0. A second signal exits at once, with 128 + the signal's number, as the
+    /// signal's default action would.
+    public static func run(name: String, _ body: @escaping @Sendable () async throws -> Void) async -> Int32 {
+        // Trapped before anything is served: from here on the signals no longer kill the
+        // process, they arrive here.
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        let serving = Task { try await body() }
+        let stopped = Atomic<Bool>(false)
+        let watching = Task {
+            for await signal in signals {
+                guard !stopped.exchange(true, ordering: .relaxed) else {
+                    var line = "\(name): \(signal) again, exiting now\n"
+                    line.withUTF8 { _ = write(STDERR_FILENO, $0.baseAddress, $0.count) }
+                    exit(128 + signal.rawValue)
+                }
+                // Quietly: scripts and tests read the output, and the exit status says it all.
+                serving.cancel()
+            }
+        }
+        defer { watching.cancel() }
         do {
-            try await body()
+            try await serving.value
+            return 0
+        } catch is CancellationError where stopped.load(ordering: .relaxed) {
             return 0
         } catch let error as ExampleUsageError {
             print(error)
@@ -64,14 +94,17 @@ public enum ExampleServer {
 
     /// Serves the connections of every listener with one ``Server``, calling `handle` for each
     /// connection in a child task of its own; the server closes the connection after `handle`
-    /// returns. Returns when every listener has closed.
+    /// returns or throws (an error ends that connection only). Returns when the server has
+    /// shut down: cancelling the task running this (as ``run(name:_:)`` does on SIGTERM or
+    /// SIGINT) is a graceful shutdown, in which `handle`'s reads return end of stream once
+    /// what already arrived is read.
     public static func serve(
         _ listeners: [Listener],
         configuration: Server.Configuration = .init(),
-        handle: @escaping @Sendable (isolated Connection) async -> Void
+        handle: @escaping @Sendable (isolated Connection) async throws -> Void
     ) async throws {
         try await Server(listeners: listeners, configuration: configuration, logger: quietLogger).run { connection in
-            await handle(connection)
+            try await handle(connection)
         }
     }
 

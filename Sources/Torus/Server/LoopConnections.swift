@@ -1,5 +1,5 @@
-/// The connections a ``Server`` is serving on one event loop, for its sweeps: closing idle
-/// connections and reporting bytes to the metrics.
+/// The connections a ``Server`` is serving on one event loop, for its sweeps (closing idle
+/// connections and reporting bytes to the metrics) and for draining them at shutdown.
 ///
 /// Lives on its loop: handlers (which run there) register and unregister their connection,
 /// and the loop's sweeper task reads the entries there.
@@ -17,14 +17,30 @@ final class LoopConnections: @unchecked Sendable {
 
     let loop: EventLoop
     private var entries: [ObjectIdentifier: Entry] = [:]
+    /// Set by `drain()`: connections registered afterwards start out draining.
+    private var isDraining = false
 
     init(loop: EventLoop) {
         self.loop = loop
     }
 
-    func register(_ connection: Connection) {
+    func register(_ connection: isolated Connection) {
         loop.assertInEventLoop()
         entries[ObjectIdentifier(connection)] = Entry(connection: connection, lastActivity: .now)
+        // A handler that starts after the drain went by (accepted just before the shutdown)
+        // drains too.
+        if isDraining { connection.beginDraining() }
+    }
+
+    /// Puts every connection registered now, and every one registered later, in the draining
+    /// state (``Connection/isDraining``): the server is shutting down.
+    func drain() {
+        loop.assertInEventLoop()
+        guard !isDraining else { return }
+        isDraining = true
+        for entry in entries.values {
+            entry.connection.assumeIsolated { $0.beginDraining() }
+        }
     }
 
     /// Forgets `connection`; returns the bytes it moved since the last sweep.

@@ -23,9 +23,13 @@ import Synchronization
 ///
 /// ``run(_:)`` returns once the server has shut down and every handler has ended. A graceful
 /// shutdown begins with ``shutdown(gracePeriod:)`` or when the task running ``run(_:)`` is
-/// cancelled: the listener closes, running handlers get the grace period to finish, and
-/// those still running then are cancelled. The server closes each connection after its
-/// handler returns or throws; an error thrown by a handler ends that connection only.
+/// cancelled: the listener closes, every connection being served starts draining
+/// (``Connection/isDraining``: once the bytes already received are handed out, reads return
+/// end of stream instead of waiting, while writes go on), running handlers get the grace
+/// period to finish, and those still running then are cancelled. A handler that reads until
+/// end of stream therefore finishes the answer it is writing and ends, and an idle keep-alive
+/// connection ends at once. The server closes each connection after its handler returns or
+/// throws; an error thrown by a handler ends that connection only.
 public final class Server: Sendable {
     /// The listeners whose connections this server serves; the server closes them on shutdown.
     public let listeners: [Listener]
@@ -145,10 +149,12 @@ public final class Server: Sendable {
         logger.info("stopped")
     }
 
-    /// Begins a graceful shutdown and returns at once: the listeners close, running handlers
-    /// get `gracePeriod` (by default the configuration's) to finish, and those still running
-    /// then are cancelled. ``run(_:)`` returns when it is done. Calling it again, or after
-    /// the server stopped, does nothing.
+    /// Begins a graceful shutdown and returns at once: the listeners close, every connection
+    /// being served starts draining (its reads return end of stream once the bytes already
+    /// received are handed out; see ``Connection/isDraining``), running handlers get
+    /// `gracePeriod` (by default the configuration's) to finish, and those still running then
+    /// are cancelled. ``run(_:)`` returns when it is done. Calling it again, or after the
+    /// server stopped, does nothing.
     public func shutdown(gracePeriod: Duration? = nil) {
         let gracePeriod = gracePeriod ?? configuration.shutdownGracePeriod
         let loop = listeners[0].eventLoop
@@ -169,6 +175,13 @@ public final class Server: Sendable {
         guard began else { return }
         logger.info("shutting down", metadata: ["connections": "\(active)", "gracePeriod": "\(gracePeriod)"])
         for waiter in slotWaiters { waiter.resume(returning: false) }
+        // Handlers learn of the shutdown as end of stream: idle keep-alive connections end
+        // now instead of holding the shutdown for the whole grace period. On each loop, where
+        // its connections live and register: a handler that registers after this drain ran
+        // starts out draining.
+        for registry in registries.values {
+            registry.loop.execute { registry.drain() }
+        }
     }
 
     private func cancelHandlers() {

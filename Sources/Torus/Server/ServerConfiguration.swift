@@ -18,7 +18,9 @@ extension Server {
         /// queued sends (see ``Connection/setWriteTimeout(_:)``); nil for none.
         public var writeTimeout: Duration?
         /// How long running handlers get to finish after a graceful shutdown begins, before
-        /// they are cancelled.
+        /// they are cancelled. Their reads return end of stream meanwhile (see
+        /// ``Connection/isDraining``), so handlers that read until the end usually finish
+        /// well before.
         public var shutdownGracePeriod: Duration
         /// Where the server's metrics go; nil for the factory bootstrapped with
         /// `MetricsSystem`.

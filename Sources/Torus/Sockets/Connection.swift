@@ -47,8 +47,9 @@ public actor Connection {
     @exclusivity(unchecked) private var brokenWrite: TorusError?
     /// Bytes written by waiting writes (`write(_:)`); the outbox and the receiver count theirs.
     @exclusivity(unchecked) private var bytesWritten: UInt64 = 0
-    /// The multishot receive and the bytes it queued for the reader.
-    private let receiver: Receiver
+    /// The multishot receive and the bytes it queued for the reader (also drained from
+    /// `Connection+Draining.swift`).
+    let receiver: Receiver
     /// Who may write now, the writers waiting, and the outbox of ``send(_:)``.
     private let output: ConnectionOutput
 

@@ -19,6 +19,9 @@ import Glibc
 ///   an `ENOBUFS` that is stale (buffers came back meanwhile) arms again at once.
 /// - A stream ends at end of stream or at its first error. A datagram socket's error is
 ///   reported once, to the next call, and receiving goes on after it.
+/// - A draining stream (its server is shutting down) is armed only while the reader waits for
+///   bytes the kernel already holds, so that once it has them the receive can be stopped and
+///   the reader told the end: a receive that stays armed could always have brought more.
 struct ReceiveState {
     enum Kind {
         case stream, datagram
@@ -66,6 +69,11 @@ struct ReceiveState {
     private(set) var held = 0
     /// Entries waiting for the reader, lent or copied.
     private(set) var queued = 0
+    /// The stream drains: see ``drain()``.
+    private(set) var isDraining = false
+    /// While draining: the reader waits, and the kernel holds bytes for it (set and cleared by
+    /// the reader's side around each wait).
+    var drainingReaderWaits = false
 
     init(kind: Kind, share: Int) {
         self.kind = kind
@@ -81,7 +89,7 @@ struct ReceiveState {
     /// Whether to arm a receive now; once it says yes, the receive counts as armed.
     mutating func shouldArm() -> Bool {
         guard isStarted, !isArmed, !isClosed, !reachedEnd, failure == nil, !isWaitingForBuffers,
-              held < share, queued < share else { return false }
+              held < share, queued < share, !isDraining || drainingReaderWaits else { return false }
         isArmed = true
         return true
     }
@@ -161,6 +169,18 @@ struct ReceiveState {
     mutating func takeFailure() -> Int32? {
         defer { if kind == .datagram { failure = nil } }
         return failure
+    }
+
+    /// From now on, arms only while ``drainingReaderWaits``.
+    mutating func drain() { isDraining = true }
+
+    /// The draining reader found nothing queued and nothing in the kernel: the receive in
+    /// flight, if any, is to stop, and its final completion (after any it still brings) will
+    /// say that nothing more is on its way. Returns whether to cancel it.
+    mutating func stopForDrain() -> Bool {
+        guard isArmed, !isPausing else { return false }
+        isPausing = true
+        return true
     }
 
     /// Stops receiving for good. Returns whether a receive in flight must be cancelled.

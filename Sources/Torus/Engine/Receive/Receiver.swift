@@ -55,6 +55,8 @@ final class Receiver: CompletionHandler, ReceiveBufferOwner, ReceiveBufferWaiter
     @exclusivity(unchecked) private var timer: OperationID?
     /// Bytes received so far.
     @exclusivity(unchecked) private(set) var bytesReceived: UInt64 = 0
+    /// Set by ``drain()``: the stream ends for the reader once nothing more is on its way.
+    @exclusivity(unchecked) private(set) var isDraining = false
 
     init(fd: CInt, loop: EventLoop, kind: ReceiveState.Kind) {
         self.fd = fd
@@ -67,8 +69,9 @@ final class Receiver: CompletionHandler, ReceiveBufferOwner, ReceiveBufferWaiter
 
     /// Whether an entry is queued.
     var hasData: Bool { !entries.isEmpty }
-    /// The stream ended (after the entries queued before the end).
-    var reachedEnd: Bool { state.reachedEnd }
+    /// The stream ended (after the entries queued before the end), or it is draining and
+    /// nothing more is on its way.
+    var reachedEnd: Bool { state.reachedEnd || endedByDrain }
     /// The errno the stream failed with (after the entries queued before it).
     var failure: Int32? { state.failure }
 
@@ -82,6 +85,7 @@ final class Receiver: CompletionHandler, ReceiveBufferOwner, ReceiveBufferWaiter
     func wait(timeout: Duration?, isolation: isolated (any Actor)? = #isolation) async -> WaitResult {
         loop.assertInEventLoop()
         state.start()
+        if isDraining { prepareDrainingWait() }
         armIfNeeded()
         if let timeout {
             timer = loop.startTimer(timeout, handledBy: self)
@@ -89,13 +93,14 @@ final class Receiver: CompletionHandler, ReceiveBufferOwner, ReceiveBufferWaiter
         let completion = await loop.suspend { id in
             // Something may have arrived since the caller looked (the task can be suspended
             // on its way here); if so, do not wait for more.
-            if state.hasNews || state.isClosed {
+            if state.hasNews || state.isClosed || endedByDrain {
                 loop.resume(id, with: Completion(result: 0))
             } else {
                 waiter = id
             }
         }
         waiter = nil
+        state.drainingReaderWaits = false
         if let timer {
             loop.requestCancel(timer)
             self.timer = nil
@@ -197,6 +202,49 @@ final class Receiver: CompletionHandler, ReceiveBufferOwner, ReceiveBufferWaiter
         return request != nil
     }
 
+    // MARK: Draining
+
+    /// Ends the stream for the reader without closing anything: once the entries queued now,
+    /// and the bytes the kernel already holds for this socket, have been handed out, the
+    /// reader finds the end (a waiting reader at once). The socket's writes go on. For a
+    /// stream only; draining twice does nothing more.
+    func drain() {
+        guard !isDraining else { return }
+        isDraining = true
+        state.drain()
+        // The reader looks again (see `prepareDrainingWait`).
+        if let waiter {
+            self.waiter = nil
+            loop.resume(waiter, with: Completion(result: 0))
+        }
+    }
+
+    /// Before a draining reader waits (with nothing queued): if the kernel holds bytes, the
+    /// receive is to bring them; if not, the receive in flight is stopped, and its final
+    /// completion wakes the reader to find the end.
+    private func prepareDrainingWait() {
+        if kernelHoldsBytes {
+            state.drainingReaderWaits = true
+        } else if state.stopForDrain(), let request {
+            loop.requestCancel(request)
+        }
+    }
+
+    /// Draining, with no end or error of the stream's own to report first, no receive in
+    /// flight (whose completions could still bring bytes) and no bytes in the kernel. Bytes
+    /// queued here are the reader's to take first (`hasData`).
+    private var endedByDrain: Bool {
+        isDraining && !state.reachedEnd && state.failure == nil && !state.isClosed && !state.isArmed && !kernelHoldsBytes
+    }
+
+    /// Whether the socket holds received bytes no receive has taken yet (FIONREAD, that is
+    /// SIOCINQ): bytes the peer sent before the drain, which must not be dropped.
+    private var kernelHoldsBytes: Bool {
+        var pending: CInt = 0
+        guard ioctl(fd, UInt(FIONREAD), &pending) == 0 else { return false }
+        return pending > 0
+    }
+
     // MARK: Closing
 
     /// Stops receiving, gives back queued buffers and ends a waiting reader.
@@ -258,7 +306,8 @@ final class Receiver: CompletionHandler, ReceiveBufferOwner, ReceiveBufferWaiter
         }
         if outcome.waitForBuffers { loop.waitForReceiveBuffers(self) }
         if outcome.pause, let request { loop.requestCancel(request) }
-        if let waiter, state.hasNews {
+        // A draining reader also looks again when the receive has ended: it may be the end.
+        if let waiter, state.hasNews || (isDraining && !state.isArmed) {
             self.waiter = nil
             loop.resume(waiter, with: Completion(result: 0))
         }
