@@ -89,11 +89,15 @@ extension TorusTests {
             await #expect(throws: CancellationError.self) { try await writer.value }
             #expect(ContinuousClock.now - start < Self.prompt)
 
-            // The write lock was released: a new write is not stuck behind the cancelled one
-            // (it may only wait for buffer space, so give it a timeout).
-            await expectTorusError(.timedOut) {
-                try await connection.write([UInt8](repeating: 2, count: 64 << 20), timeout: .milliseconds(100))
+            // The write lock was released, and the stream has a gap where the rest of the
+            // cancelled write should be: a new write is refused at once, saying why.
+            let refused = ContinuousClock.now
+            let error = await expectTorusError(.incompleteWrite) {
+                try await connection.write([UInt8](repeating: 2, count: 64 << 20))
             }
+            #expect(error?.detail?.contains("of \(64 << 20) bytes were written") == true, "\(String(describing: error))")
+            #expect(ContinuousClock.now - refused < Self.prompt)
+            await expectTorusError(.incompleteWrite) { try await connection.send("more") }
             await connection.close()
             #expect(await !connection.isOpen)
         }

@@ -302,6 +302,9 @@ extension TorusTests {
             /// The operation finished before the cancellation took effect; for a read, with
             /// this many bytes.
             case completed(Int)
+            /// A write refused because an earlier write on its connection was cancelled
+            /// part-way: the stream has a gap, so nothing more may go out on it.
+            case refusedAfterBrokenWrite
             case failed(String)
         }
 
@@ -311,6 +314,8 @@ extension TorusTests {
                 return .completed(try await operation())
             } catch is CancellationError {
                 return .cancelled
+            } catch let error as TorusError where error.kind == .incompleteWrite {
+                return .refusedAfterBrokenWrite
             } catch {
                 return .failed("\(error)")
             }
@@ -403,6 +408,11 @@ extension TorusTests {
                     case .completed(let bytes):
                         counts[entry.kind, default: (0, 0)].completed += 1
                         if let pair = entry.pair { readByReaders[pair] += bytes }
+                    case .refusedAfterBrokenWrite where entry.kind == "write":
+                        // A consequence of a cancelled write: counted with them.
+                        counts[entry.kind, default: (0, 0)].cancelled += 1
+                    case .refusedAfterBrokenWrite:
+                        Issue.record("a cancelled \(entry.kind) failed as a broken write")
                     case .failed(let error):
                         Issue.record("a cancelled \(entry.kind) failed with \(error)")
                     }

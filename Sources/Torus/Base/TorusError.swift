@@ -108,7 +108,7 @@ public struct TorusError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let connect = Operation("connect")
         /// Reading from a connection.
         public static let read = Operation("read")
-        /// Writing to a connection, including bytes queued by ``Connection/send(_:)``.
+        /// Writing to a connection, including bytes queued by ``Connection/send(_:)-(ReceivedBytes)``.
         public static let write = Operation("write")
         /// Shutting down one direction of a connection.
         public static let shutdown = Operation("shutdown")

@@ -16,7 +16,7 @@
 /// The pointer `withUnsafeBytes` passes is not `Sendable`: hand it only to calls isolated
 /// like the caller, as inside ``Connection/withIsolation(_:)``. From elsewhere, pass the
 /// value itself (``Connection/write(_:timeout:)-(ReceivedBytes,_)``,
-/// ``Connection/send(_:)``).
+/// ``Connection/send(_:)-(ReceivedBytes)``).
 public struct ReceivedBytes: ~Copyable, @unchecked Sendable {
     // @unchecked Sendable: the value only reads its immutable buffer; giving the buffer back
     // goes through `owner.returnBuffer`, which hops to the owner's event loop when called

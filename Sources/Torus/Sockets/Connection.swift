@@ -50,7 +50,7 @@ public actor Connection {
     /// The multishot receive and the bytes it queued for the reader (also drained from
     /// `Connection+Draining.swift`).
     let receiver: Receiver
-    /// Who may write now, the writers waiting, and the outbox of ``send(_:)``.
+    /// Who may write now, the writers waiting, and the outbox of ``send(_:)-(ReceivedBytes)``.
     private let output: ConnectionOutput
 
     /// The connection's event loop, which runs all of its code.
@@ -491,40 +491,6 @@ public actor Connection {
         output.enqueue(bytes.handOver())
     }
 
-    /// Queues a copy of `bytes` for sending, as ``send(_:)-(ReceivedBytes)`` queues received
-    /// bytes: the call returns once the bytes are queued, and waits only while the queue is
-    /// past its high-water mark (``ConnectionOptions/sendQueueHighWaterMark``) or other
-    /// writers are ahead of it. Callable from any task: the bytes are `Sendable`.
-    ///
-    /// ```swift
-    /// try await connection.send("HTTP/1.1 204 No Content\r\n\r\n")
-    /// ```
-    ///
-    /// - Throws: as ``send(_:)-(ReceivedBytes)``.
-    public func send(_ bytes: [UInt8]) async throws {
-        guard !bytes.isEmpty else { return try checkSendable() }
-        let block = bytes.withUnsafeBytes { CopiedBytes.make(copying: $0) }
-        try await send(ReceivedBytes(block: block, offset: 0, count: block.count))
-    }
-
-    /// Queues the UTF-8 bytes of `string`. Returns and throws as ``send(_:)-([UInt8])``.
-    public func send(_ string: String) async throws {
-        var string = string
-        let block = string.withUTF8 { CopiedBytes.make(copying: UnsafeRawBufferPointer($0)) }
-        try await send(ReceivedBytes(block: block, offset: 0, count: block.count))
-    }
-
-    /// Queues a copy of any collection of bytes. Returns and throws as ``send(_:)-([UInt8])``.
-    public func send(_ bytes: some Collection<UInt8> & Sendable) async throws {
-        let copy = ReceivedBytes(bytes)
-        try await send(copy)
-    }
-
-    private func checkSendable() throws {
-        try checkWritable()
-        if let failure = output.failure { throw sendFailure(Completion(result: -failure), timeout: nil) }
-    }
-
     /// Bytes queued by ``send(_:)-(ReceivedBytes)`` that the kernel has not accepted yet.
     public var queuedBytes: Int { output.queuedBytes }
 
@@ -536,7 +502,7 @@ public actor Connection {
         !isClosed && !isOutputShutDown && brokenWrite == nil && output.failure == nil && output.queuedBytes < output.highWaterMark
     }
 
-    /// Waits until every byte queued by ``send(_:)`` is sent.
+    /// Waits until every byte queued by ``send(_:)-(ReceivedBytes)`` is sent.
     ///
     /// - Throws: the ``TorusError`` a queued send failed with, or `CancellationError`.
     public func flush() async throws {
@@ -629,7 +595,7 @@ public actor Connection {
     }
 
     /// Closes the connection. Reads and writes in progress end with
-    /// ``TorusError/Kind/connectionClosed``; bytes queued by ``send(_:)`` go out first (cancel
+    /// ``TorusError/Kind/connectionClosed``; bytes queued by ``send(_:)-(ReceivedBytes)`` go out first (cancel
     /// the closing task to close without waiting for them). Closing twice does nothing.
     public func close() async {
         guard !isClosed else { return }
@@ -671,7 +637,7 @@ public actor Connection {
     }
 
     /// Sets the timeout of every write that passes none of its own, and of each `sendmsg` of
-    /// bytes queued by ``send(_:)``; nil waits as long as it takes. See
+    /// bytes queued by ``send(_:)-(ReceivedBytes)``; nil waits as long as it takes. See
     /// ``ConnectionOptions/writeTimeout``.
     public func setWriteTimeout(_ timeout: Duration?) {
         writeTimeout = timeout

@@ -3,7 +3,7 @@ import Glibc
 #endif
 
 /// The sending half of a ``Connection``: who may write now, the writers waiting for their
-/// turn, and the outbox of received buffers queued by ``Connection/send(_:)`` with the one
+/// turn, and the outbox of received buffers queued by ``Connection/send(_:)-(ReceivedBytes)`` with the one
 /// `sendmsg` in flight that carries them.
 ///
 /// Writes go out one after another, in the order they were made. A waiting write

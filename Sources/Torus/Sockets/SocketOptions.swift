@@ -16,7 +16,7 @@ public struct ConnectionOptions: Sendable, Hashable {
     /// as it takes.
     public var readTimeout: Duration? = nil
     /// The timeout of every write that passes none of its own, and of each `sendmsg` of bytes
-    /// queued by ``Connection/send(_:)``; nil waits as long as it takes.
+    /// queued by ``Connection/send(_:)-(ReceivedBytes)``; nil waits as long as it takes.
     public var writeTimeout: Duration? = nil
     /// How many bytes ``Connection/send(_:)-(ReceivedBytes)`` may queue before a send waits
     /// for the queue to drain (back-pressure toward a peer that reads slowly). 256 KiB by

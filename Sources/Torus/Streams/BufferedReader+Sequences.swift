@@ -22,7 +22,9 @@ extension BufferedReader {
 
     /// The lines of a ``BufferedReader``; see ``BufferedReader/lines(maxLength:)``.
     public struct Lines: AsyncSequence {
+        /// Each line, decoded as UTF-8, without its ending.
         public typealias Element = String
+        /// What the reader's reads throw.
         public typealias Failure = any Error
         let reader: BufferedReader
         let maxLength: Int
@@ -49,7 +51,9 @@ extension BufferedReader {
 
     /// The frames of a ``BufferedReader`` by a ``Framing``; see ``BufferedReader/frames(_:)``.
     public struct Frames: AsyncSequence {
+        /// Each frame's payload, copied.
         public typealias Element = [UInt8]
+        /// What the reader's reads throw.
         public typealias Failure = any Error
         let reader: BufferedReader
         let framing: Framing
@@ -76,7 +80,9 @@ extension BufferedReader {
 
     /// The frames a ``FrameDecoder`` decodes; see ``BufferedReader/frames(using:)``.
     public struct DecodedFrames<Decoder: FrameDecoder>: AsyncSequence {
+        /// Each frame, as the decoder made it.
         public typealias Element = Decoder.Frame
+        /// What the reader's reads and the decoder throw.
         public typealias Failure = any Error
         let reader: BufferedReader
         let decoder: Decoder

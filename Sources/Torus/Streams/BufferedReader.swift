@@ -64,6 +64,7 @@ public final class BufferedReader<Stream: ByteStream> {
     ///     ``Framing/lengthPrefixed(width:byteOrder:maxLength:)``, …
     ///   - timeout: How long the whole read may take; nil for the stream's read timeout on
     ///     each receive.
+    ///   - isolation: Where the read runs: the caller's isolation, left to its default.
     /// - Throws: ``TorusError/Kind/frameTooLong``, ``TorusError/Kind/truncatedFrame`` when the
     ///   stream ends inside a frame, ``TorusError/Kind/timedOut``, and what the stream's
     ///   receive throws.

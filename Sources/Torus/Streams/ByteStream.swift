@@ -61,16 +61,27 @@ extension ByteStream {
         try await write(Array(string.utf8), timeout: timeout)
     }
 
-    /// Queues a copy of `bytes` for sending (see ``ByteStream/send(_:)``).
+    /// Queues a copy of `bytes` for sending, as ``ByteStream/send(_:)-(ReceivedBytes)``
+    /// queues received bytes: returns once the bytes are queued, waiting only while the
+    /// stream's queue is full (for a ``Connection``: past its
+    /// ``ConnectionOptions/sendQueueHighWaterMark``) or writers are ahead. Callable from any
+    /// task: the bytes are `Sendable`.
+    ///
+    /// ```swift
+    /// try await connection.send("HTTP/1.1 204 No Content\r\n\r\n")
+    /// ```
     public func send(_ bytes: [UInt8]) async throws {
-        guard !bytes.isEmpty else { return }
         try await send(ReceivedBytes(bytes))
     }
 
-    /// Queues the UTF-8 bytes of `string` for sending.
+    /// Queues a copy of the UTF-8 bytes of `string`, as ``ByteStream/send(_:)-([UInt8])``.
     public func send(_ string: String) async throws {
-        guard !string.isEmpty else { return }
         try await send(ReceivedBytes(string.utf8))
+    }
+
+    /// Queues a copy of any collection of bytes, as ``ByteStream/send(_:)-([UInt8])``.
+    public func send(_ bytes: some Collection<UInt8> & Sendable) async throws {
+        try await send(ReceivedBytes(bytes))
     }
 
     /// Reads the next bytes that arrive, at most `maxBytes`, appending them to `buffer`: for

@@ -39,7 +39,7 @@ public struct Framing: Sendable, Hashable {
     }
 
     /// Frames that end with `delimiter` (one or more bytes), which the frame includes when
-    /// `keepingDelimiter` (as in ``BufferedReader/readUntil(_:maxLength:timeout:isolation:)``).
+    /// `keepingDelimiter` (as in ``BufferedReader/readUntil(_:maxLength:timeout:isolation:)-([UInt8],_,_,_)``).
     /// The stream ending after a partial frame fails the read with
     /// ``TorusError/Kind/truncatedFrame``.
     public static func delimited(by delimiter: [UInt8], keepingDelimiter: Bool = false, maxLength: Int = 64 * 1024) -> Framing {
