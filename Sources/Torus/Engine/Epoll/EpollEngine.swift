@@ -12,8 +12,9 @@ import Glibc
 /// receive buffers one completion at a time, flagged ``CompletionFlags/more``, and ends with
 /// `-ENOBUFS` when they run out). Each descriptor is registered once, for both directions;
 /// the engine remembers what it last found it ready for, so re-arming an operation needs no
-/// system call. One `epoll_wait` per turn serves every ready descriptor, each for at most
-/// ``servingBudget`` completions before the others get their turn.
+/// system call. One `epoll_wait` serves every ready descriptor, each for at most
+/// ``servingBudget`` completions before the others get their turn; a turn calls it at most
+/// once, and a busy loop only every other turn (see ``runTurn(waiting:_:)``).
 ///
 /// A receive on a TCP socket that gets fewer bytes than it had room for has taken everything
 /// queued, so the descriptor is taken to be not readable until its next edge (as tokio does),
@@ -68,6 +69,8 @@ final class EpollEngine: IOEngine {
     /// Descriptors to serve again next turn, and the ones being served.
     @exclusivity(unchecked) private var servedAgain: [CInt] = []
     @exclusivity(unchecked) private var serving: [CInt] = []
+    /// The previous turn skipped `epoll_wait`: this one must call it (see ``runTurn(waiting:_:)``).
+    private var skippedLastPoll = false
     private let events: UnsafeMutableBufferPointer<epoll_event>
 
     /// `epoll_event.data` of the wake-up eventfd; descriptors use `generation << 32 | fd`.
@@ -330,20 +333,33 @@ final class EpollEngine: IOEngine {
 
     // MARK: The turn
 
+    /// One turn. When the loop has work that needs no news from the kernel (jobs ready,
+    /// completions queued, descriptors to serve again), the turn would only poll
+    /// (`epoll_wait` with a zero timeout); every other such turn skips that call, so a chain
+    /// of short turns (a task hopping between actors, a send that completed at once) costs
+    /// half the polls, and a loop that always has work still polls at least every second
+    /// turn, so ready descriptors wait at most one turn longer. A turn that may sleep always
+    /// calls `epoll_wait`.
     func runTurn(waiting: Bool, _ deliver: (OperationID, Completion) -> Void) {
-        let timeout: Int32
-        if !waiting || !completed.isEmpty || !servedAgain.isEmpty {
-            timeout = 0
-        } else if let earliest = deadlines.earliest {
-            let now = Self.now()
-            // Rounded up to whole milliseconds, so a deadline is never served early.
-            timeout = earliest <= now ? 0 : Int32(clamping: (earliest - now + 999_999) / 1_000_000)
+        let hasWork = !waiting || !completed.isEmpty || !servedAgain.isEmpty
+        if hasWork, !skippedLastPoll {
+            skippedLastPoll = true
         } else {
-            timeout = -1
+            skippedLastPoll = false
+            let timeout: Int32
+            if hasWork {
+                timeout = 0
+            } else if let earliest = deadlines.earliest {
+                let now = Self.now()
+                // Rounded up to whole milliseconds, so a deadline is never served early.
+                timeout = earliest <= now ? 0 : Int32(clamping: (earliest - now + 999_999) / 1_000_000)
+            } else {
+                timeout = -1
+            }
+            let count = epoll_wait(epollFD, events.baseAddress, Int32(events.count), timeout)
+            precondition(count >= 0 || errno == EINTR, "epoll_wait failed: \(TorusError.describe(errno: errno))")
+            for event in events.prefix(Int(max(0, count))) { handle(event) }
         }
-        let count = epoll_wait(epollFD, events.baseAddress, Int32(events.count), timeout)
-        precondition(count >= 0 || errno == EINTR, "epoll_wait failed: \(TorusError.describe(errno: errno))")
-        for event in events.prefix(Int(max(0, count))) { handle(event) }
 
         swap(&servedAgain, &serving)
         for fd in serving {
