@@ -12,8 +12,14 @@ import Glibc
 /// receive buffers one completion at a time, flagged ``CompletionFlags/more``, and ends with
 /// `-ENOBUFS` when they run out). Each descriptor is registered once, for both directions;
 /// the engine remembers what it last found it ready for, so re-arming an operation needs no
-/// system call. One `epoll_wait` per turn serves every ready descriptor, each for at most
-/// ``servingBudget`` completions before the others get their turn.
+/// system call. One `epoll_wait` serves every ready descriptor, each for at most
+/// ``servingBudget`` completions before the others get their turn; a turn calls it at most
+/// once, and a busy loop only every other turn (see ``runTurn(waiting:_:)``).
+///
+/// A receive on a TCP socket that gets fewer bytes than it had room for has taken everything
+/// queued, so the descriptor is taken to be not readable until its next edge (as tokio does),
+/// saving the attempt that would only return `EAGAIN`; see ``shortReadDrained(_:_:)`` for when
+/// that does not hold.
 ///
 /// Created on the loop's thread and used only there, but for ``wake()``.
 final class EpollEngine: IOEngine {
@@ -35,6 +41,12 @@ final class EpollEngine: IOEngine {
         var writers: [OperationID] = []
         /// Queued to be served again next turn (its budget ran out while it was still ready).
         var isQueuedAgain = false
+        /// The peer closed or reset (`EPOLLRDHUP`, `EPOLLHUP`, `EPOLLERR`) or sent urgent data
+        /// (`EPOLLPRI`): a short read no longer means that nothing is left to read. Kept until
+        /// the descriptor is closed.
+        var shortReadsMayLeaveBytes = false
+        /// Whether it is a TCP socket, once a short read made it matter; nil until then.
+        var isTCP: Bool?
     }
 
     private struct Pending {
@@ -57,6 +69,8 @@ final class EpollEngine: IOEngine {
     /// Descriptors to serve again next turn, and the ones being served.
     @exclusivity(unchecked) private var servedAgain: [CInt] = []
     @exclusivity(unchecked) private var serving: [CInt] = []
+    /// The previous turn skipped `epoll_wait`: this one must call it (see ``runTurn(waiting:_:)``).
+    private var skippedLastPoll = false
     private let events: UnsafeMutableBufferPointer<epoll_event>
 
     /// `epoll_event.data` of the wake-up eventfd; descriptors use `generation << 32 | fd`.
@@ -229,7 +243,8 @@ final class EpollEngine: IOEngine {
         }
         if descriptors[index].isRegistered { return true }
         var event = epoll_event()
-        event.events = EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue
+        // EPOLLPRI only so that urgent data is noticed (see `shortReadDrained`).
+        event.events = EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLPRI.rawValue | EPOLLET.rawValue
         event.data.u64 = UInt64(descriptors[index].generation) << 32 | UInt64(UInt32(bitPattern: fd))
         guard epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) == 0 else { return false }
         descriptors[index].isRegistered = true
@@ -251,9 +266,13 @@ final class EpollEngine: IOEngine {
             case .wouldBlock:
                 setReady(index, readiness, false)
                 return
-            case .completed(let completion, let ends):
+            case .completed(let completion, let ends, let shortRead):
                 if ends { _ = take(id) }
                 complete(id, completion)
+                if shortRead, shortReadDrained(index, fd) {
+                    setReady(index, readiness, false)
+                    return
+                }
             }
             budget -= 1
             if budget == 0 {
@@ -264,6 +283,37 @@ final class EpollEngine: IOEngine {
                 return
             }
         }
+    }
+
+    /// Whether a short read from `fd` took every byte queued, so that the next attempt could
+    /// only fail with `EAGAIN` and the descriptor can wait for its next edge instead.
+    ///
+    /// Edge-triggered epoll reports a new event for every wake-up after the last report, so
+    /// bytes arriving after the read are never missed. What is missed is what the kernel
+    /// reported *before* the read and the read did not consume:
+    /// - the end of the stream (or a reset): a FIN that arrived with the last bytes is part of
+    ///   the same edge, and the read returns the bytes, short, leaving the 0 (or the error)
+    ///   for the next read, for which no edge will ever come. So once `EPOLLRDHUP`,
+    ///   `EPOLLHUP` or `EPOLLERR` was seen, short reads are not trusted.
+    /// - urgent data: a TCP read stops short at the urgent mark, with bytes after it. Once
+    ///   `EPOLLPRI` was seen, the same.
+    /// - anything but TCP: a datagram socket returns one datagram per read, and a Unix stream
+    ///   stops a read short at a message that carries descriptors or at its out-of-band mark.
+    ///   So short reads count only on TCP sockets (one `getsockopt` per descriptor, at its
+    ///   first short read).
+    /// `IPPROTO_TCP`, spelled out: naming it in this file (which imports CURing) made the
+    /// release build, whole-module, lose it for the files in Sources/Torus/Sockets that name
+    /// it too.
+    private static let tcpProtocol: CInt = 6
+
+    private func shortReadDrained(_ index: Int, _ fd: CInt) -> Bool {
+        if descriptors[index].shortReadsMayLeaveBytes { return false }
+        if let isTCP = descriptors[index].isTCP { return isTCP }
+        var proto: CInt = 0
+        var length = socklen_t(MemoryLayout<CInt>.size)
+        let isTCP = getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &length) == 0 && proto == Self.tcpProtocol
+        descriptors[index].isTCP = isTCP
+        return isTCP
     }
 
     @inline(__always)
@@ -283,20 +333,33 @@ final class EpollEngine: IOEngine {
 
     // MARK: The turn
 
+    /// One turn. When the loop has work that needs no news from the kernel (jobs ready,
+    /// completions queued, descriptors to serve again), the turn would only poll
+    /// (`epoll_wait` with a zero timeout); every other such turn skips that call, so a chain
+    /// of short turns (a task hopping between actors, a send that completed at once) costs
+    /// half the polls, and a loop that always has work still polls at least every second
+    /// turn, so ready descriptors wait at most one turn longer. A turn that may sleep always
+    /// calls `epoll_wait`.
     func runTurn(waiting: Bool, _ deliver: (OperationID, Completion) -> Void) {
-        let timeout: Int32
-        if !waiting || !completed.isEmpty || !servedAgain.isEmpty {
-            timeout = 0
-        } else if let earliest = deadlines.earliest {
-            let now = Self.now()
-            // Rounded up to whole milliseconds, so a deadline is never served early.
-            timeout = earliest <= now ? 0 : Int32(clamping: (earliest - now + 999_999) / 1_000_000)
+        let hasWork = !waiting || !completed.isEmpty || !servedAgain.isEmpty
+        if hasWork, !skippedLastPoll {
+            skippedLastPoll = true
         } else {
-            timeout = -1
+            skippedLastPoll = false
+            let timeout: Int32
+            if hasWork {
+                timeout = 0
+            } else if let earliest = deadlines.earliest {
+                let now = Self.now()
+                // Rounded up to whole milliseconds, so a deadline is never served early.
+                timeout = earliest <= now ? 0 : Int32(clamping: (earliest - now + 999_999) / 1_000_000)
+            } else {
+                timeout = -1
+            }
+            let count = epoll_wait(epollFD, events.baseAddress, Int32(events.count), timeout)
+            precondition(count >= 0 || errno == EINTR, "epoll_wait failed: \(TorusError.describe(errno: errno))")
+            for event in events.prefix(Int(max(0, count))) { handle(event) }
         }
-        let count = epoll_wait(epollFD, events.baseAddress, Int32(events.count), timeout)
-        precondition(count >= 0 || errno == EINTR, "epoll_wait failed: \(TorusError.describe(errno: errno))")
-        for event in events.prefix(Int(max(0, count))) { handle(event) }
 
         swap(&servedAgain, &serving)
         for fd in serving {
@@ -327,7 +390,10 @@ final class EpollEngine: IOEngine {
         let flags = event.events
         // An error or hang-up makes both directions "ready": the attempt reports it.
         let failed = flags & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0
-        if failed || flags & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue) != 0 {
+        if flags & (EPOLLERR.rawValue | EPOLLHUP.rawValue | EPOLLRDHUP.rawValue | EPOLLPRI.rawValue) != 0 {
+            descriptors[index].shortReadsMayLeaveBytes = true
+        }
+        if failed || flags & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLPRI.rawValue) != 0 {
             descriptors[index].isReadable = true
             serve(fd, .readable)
         }

@@ -12,8 +12,10 @@ enum ReadinessAttempt {
     /// The descriptor is not ready: wait for its next readiness edge.
     case wouldBlock
     /// A completion; `ends` says whether the operation is over (always, but for a multishot
-    /// operation that stays armed).
-    case completed(Completion, ends: Bool)
+    /// operation that stays armed). `shortRead`: a stream receive got fewer bytes than it had
+    /// room for, which on a TCP socket usually means it took everything queued (the engine
+    /// decides whether it may take it so; see `EpollEngine.shortReadDrained`).
+    case completed(Completion, ends: Bool, shortRead: Bool = false)
 }
 
 /// The readiness an operation waits for.
@@ -46,13 +48,14 @@ extension IOOperation {
             return failure(errno)
         case .receive(let fd, let buffer):
             let count = retryingInterrupts { recv(fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT)) }
-            if count >= 0 { return .completed(Completion(result: Int32(count)), ends: true) }
+            if count >= 0 { return .completed(Completion(result: Int32(count)), ends: true, shortRead: count > 0 && count < buffer.count) }
             return failure(errno)
         case .receiveIntoBuffers(let fd):
             guard let id = buffers.take() else { return .completed(Completion(result: -ENOBUFS), ends: true) }
             let count = retryingInterrupts { recv(fd, buffers.address(of: id), buffers.bufferSize, Int32(MSG_DONTWAIT)) }
             if count > 0 {
-                return .completed(Completion(result: Int32(count), flags: [.more, .buffer], bufferIndex: id), ends: false)
+                return .completed(Completion(result: Int32(count), flags: [.more, .buffer], bufferIndex: id), ends: false,
+                                  shortRead: count < buffers.bufferSize)
             }
             let error = errno
             buffers.recycle(id)
