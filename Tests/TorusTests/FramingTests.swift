@@ -212,6 +212,16 @@ extension TorusTests {
             #expect(inPlace == [true, true, false])
         }
 
+        @Test func forEachFrameLendsEveryFrameUntilTheEnd() async throws {
+            let bytes = Self.lengthPrefixed([[1], [2, 2], [], [3, 3, 3]], width: 2, bigEndian: true)
+            for cuts in Self.cuttings(of: bytes) {
+                let reader = BufferedReader(ScriptedStream(bytes, cutAt: cuts))
+                var frames: [[UInt8]] = []
+                try await reader.forEachFrame(.lengthPrefixed(width: 2, maxLength: 8)) { frames.append(Array($0)) }
+                #expect(frames == [[1], [2, 2], [], [3, 3, 3]], "cut at \(cuts)")
+            }
+        }
+
         @Test func readingInsideAFramesBodyIsAConcurrentRead() async throws {
             let reader = BufferedReader(ScriptedStream([Array("a\nb\n".utf8)]))
             let result = try await reader.withNextFrame(.line()) { _ in

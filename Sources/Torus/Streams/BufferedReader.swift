@@ -74,15 +74,33 @@ public final class BufferedReader<Stream: ByteStream> {
         try await nextFrame(framing, timeout: timeout) { Array($0) }
     }
 
-    /// Lends the next frame of `framing` to `body`, with no copy, and returns what `body`
-    /// returns; nil at end of stream before another frame begins. The bytes are valid only
-    /// until `body` returns, and `body` runs isolated like the caller, so it may write them:
+    /// Lends every frame of `framing` to `body` in turn, with no copy, until end of stream.
+    /// The bytes are valid only until `body` returns, and `body` runs isolated like the
+    /// caller, so it may write them:
     ///
     /// ```swift
-    /// while try await reader.withNextFrame(.line(), { line in
+    /// try await reader.forEachFrame(.line()) { line in
     ///     try await connection.write(line)          // echo each line, no copy
     ///     try await connection.write("\n")
-    /// }) != nil {}
+    /// }
+    /// ```
+    ///
+    /// - Throws: as ``withNextFrame(_:timeout:isolation:_:)``; the frames before the error
+    ///   were handed to `body`.
+    public func forEachFrame(
+        _ framing: Framing, timeout: Duration? = nil, isolation: isolated (any Actor)? = #isolation,
+        _ body: (UnsafeRawBufferPointer) async throws -> Void
+    ) async throws {
+        while try await withNextFrame(framing, timeout: timeout, body) != nil {}
+    }
+
+    /// Lends the next frame of `framing` to `body`, with no copy, and returns what `body`
+    /// returns; nil at end of stream before another frame begins. The bytes are valid only
+    /// until `body` returns, and `body` runs isolated like the caller, so it may write them.
+    /// To handle every frame so, use ``forEachFrame(_:timeout:isolation:_:)``.
+    ///
+    /// ```swift
+    /// let count = try await reader.withNextFrame(.lengthPrefixed(width: 2, maxLength: 512)) { $0.count }
     /// ```
     ///
     /// - Throws: as ``readFrame(_:timeout:isolation:)``, and what `body` throws (the frame
