@@ -44,7 +44,8 @@ public actor Connection {
     /// Set when a write ended part-way (failed, timed out or cancelled after some of its
     /// bytes went out): anything written after it would follow a hole in the stream, so every
     /// later write and send fails with this.
-    @exclusivity(unchecked) private var brokenWrite: TorusError?
+    /// (Boxed: a connection pays one pointer for it, not the size of an error.)
+    @exclusivity(unchecked) private var brokenWrite: BrokenWrite?
     /// Bytes written by waiting writes (`write(_:)`); the outbox and the receiver count theirs.
     @exclusivity(unchecked) private var bytesWritten: UInt64 = 0
     /// The multishot receive and the bytes it queued for the reader (also drained from
@@ -422,7 +423,7 @@ public actor Connection {
         let broken = TorusError(
             kind, operation: .write, errno: errno, address: remoteAddress,
             detail: "\(reason), after \(written) of \(total) bytes were written; the stream now has a gap, so this connection takes no more writes")
-        brokenWrite = broken
+        brokenWrite = BrokenWrite(error: broken)
         return error is CancellationError ? error : broken
     }
 
@@ -538,7 +539,7 @@ public actor Connection {
     @inline(never)
     private func writeRefusal() -> any Error {
         if isClosed { return closedError(.write) }
-        if let brokenWrite { return brokenWrite }
+        if let brokenWrite { return brokenWrite.error }
         // After a failed queued send (a timeout leaves the socket open), anything sent would
         // follow the bytes it dropped: a hole in the stream. Also for a writer or a send that
         // waited for its turn behind it.
@@ -720,6 +721,12 @@ public actor Connection {
         }
         return CancellationError()
     }
+}
+
+/// The error that broke a connection's stream of writes (see `Connection.brokenWrite`).
+private final class BrokenWrite: Sendable {
+    let error: TorusError
+    init(error: TorusError) { self.error = error }
 }
 
 extension Connection: CustomStringConvertible {
