@@ -219,7 +219,23 @@ public actor Connection {
         return receiver.hasData ? receiver.copy(maxBytes: maxBytes) : nil
     }
 
-    /// Reads the next bytes that arrive into `buffer`.
+    /// Reads the next bytes that arrive into `buffer`; bytes that do not fit stay for the next
+    /// read.
+    ///
+    /// The pointer is not `Sendable`, so call this from code isolated to the connection: a
+    /// `Server` handler, or the body of ``withIsolation(_:)``. From anywhere else (your own
+    /// actor, a plain task), use ``ByteStream/read(appendingTo:maxBytes:timeout:)`` or
+    /// ``read(maxBytes:timeout:)``, whose arrays cross isolation freely:
+    ///
+    /// ```swift
+    /// let count = try await connection.withIsolation { connection in
+    ///     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 1)
+    ///     defer { buffer.deallocate() }
+    ///     return try await connection.read(into: buffer)
+    /// }
+    /// ```
+    ///
+    /// See <doc:OwningAndSharingBytes>.
     ///
     /// - Returns: The number of bytes read; 0 at end of stream (or if `buffer` is empty).
     /// - Throws: as ``receive(timeout:)``.
