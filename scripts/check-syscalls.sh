@@ -33,8 +33,9 @@
 #   an epoll_wait with a timeout other than 0) at most $IDLE_MAX_WAKEUPS, 10, in 2 s (a loop
 #   with nothing to do sleeps in one wait and wakes only for its timers, the once-a-second
 #   connection sweep), and all waits at most $IDLE_MAX_WAITS, 60 (under epoll each loop turn
-#   calls epoll_wait once, with a zero timeout while jobs are ready, and a sweep runs a few
-#   jobs: about 9 per wake-up today; a spinning loop makes thousands), and per served message in the ping-pong phase (at most
+#   calls epoll_wait at most once, with a zero timeout while jobs are ready, and a busy
+#   loop every other turn; a sweep runs a few jobs: about 5 per wake-up today; a spinning
+#   loop makes thousands), and per served message in the ping-pong phase (at most
 #   $MAX_WAITS_PER_MESSAGE, 4: one wait for the message's bytes, one for the turn that runs
 #   the resumed handler, one for a send that could not finish at once, and one to spare for
 #   a wake-up or a timer; a loop that spins calls its wait thousands of times a second, tens
