@@ -12,6 +12,7 @@ let package = Package(
     products: [
         .library(name: "Torus", targets: ["Torus"]),
         .library(name: "TorusServiceLifecycle", targets: ["TorusServiceLifecycle"]),
+        .library(name: "TorusTLS", targets: ["TorusTLS"]),
         .executable(name: "echo-server", targets: ["EchoServer"]),
         .executable(name: "echo-client", targets: ["EchoClient"]),
         .executable(name: "udp-echo-server", targets: ["UDPEchoServer"]),
@@ -42,6 +43,19 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
+            swiftSettings: strictSwift
+        ),
+        // The only target that names OpenSSL (libssl-dev, OpenSSL 3): a shim header, the
+        // transport BIO and wrappers for OpenSSL's macros.
+        .target(
+            name: "CTorusTLS",
+            linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]
+        ),
+        // TLS streams, contexts and Server integration over OpenSSL; a module of its own so
+        // that Torus itself links no libssl.
+        .target(
+            name: "TorusTLS",
+            dependencies: ["Torus", "CTorusTLS"],
             swiftSettings: strictSwift
         ),
         // Runs a Torus server as a swift-service-lifecycle Service; a module of its own so that
@@ -153,7 +167,7 @@ let package = Package(
         .testTarget(
             name: "TorusTests",
             dependencies: [
-                "Torus", "CURing",
+                "Torus", "CURing", "TorusTLS",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
             swiftSettings: strictSwift

@@ -1,0 +1,176 @@
+import Testing
+import Torus
+import TorusTLS
+
+extension TorusTests {
+    /// TLS between a Torus client and a Torus server: versions, data both ways, close_notify,
+    /// what the handshake agreed.
+    @Suite(.noDescriptorLeaks)
+    struct TLSStreamTests {
+        @Test func aClientAndAServerExchangeLinesOverTLS13() async throws {
+            let certificates = TestCertificates.shared
+            let server = try await certificates.serverContext()
+            let client = try await certificates.clientContext()
+            try await withTLSServer(server) { port in
+                let stream = try await TLSStream.connect(host: "localhost", port: port, context: client)
+                #expect(await stream.protocolVersion == .tls13)
+                #expect(await stream.peerCertificateSubject == "CN=localhost")
+                try await stream.send("hello\nworld\n")
+                let reader = BufferedReader(stream)
+                #expect(try await reader.readLine() == "hello")
+                #expect(try await reader.readLine() == "world")
+                await stream.close()
+            }
+        }
+
+        @Test func aMaximumOfTLS12GivesTLS12() async throws {
+            let certificates = TestCertificates.shared
+            let server = try await certificates.serverContext()
+            let client = try await certificates.clientContext { $0.maximumVersion = .tls12 }
+            try await withTLSServer(server) { port in
+                let stream = try await TLSStream.connect(host: "localhost", port: port, context: client)
+                #expect(await stream.protocolVersion == .tls12)
+                try await stream.send("over 1.2\n")
+                #expect(try await BufferedReader(stream).readLine() == "over 1.2")
+                await stream.close()
+            }
+        }
+
+        @Test func megabytesEchoIntactInBothDirections() async throws {
+            let certificates = TestCertificates.shared
+            let server = try await certificates.serverContext()
+            let client = try await certificates.clientContext()
+            try await withTLSServer(server, handler: echoBytes) { port in
+                let stream = try await TLSStream.connect(host: "127.0.0.1", port: port, context: client)
+                let payload = randomBytes(3 * 1024 * 1024 + 17)
+                let reading = Task { try await stream.readToEnd() }
+                // One large write, then queued sends of odd sizes, then close_notify.
+                try await stream.write(Array(payload[..<(1024 * 1024)]))
+                var offset = 1024 * 1024
+                var size = 1
+                while offset < payload.count {
+                    let end = min(payload.count, offset + size)
+                    try await stream.send(Array(payload[offset..<end]))
+                    offset = end
+                    size = size * 3 % 70_001 + 1
+                }
+                try await stream.shutdown(.write)
+                let echoed = try await reading.value
+                expectSameBytes(echoed, payload)
+                await stream.close()
+            }
+        }
+
+        @Test func theServersCloseNotifyIsEndOfStreamForTheClient() async throws {
+            let certificates = TestCertificates.shared
+            let server = try await certificates.serverContext()
+            let client = try await certificates.clientContext()
+            try await withTLSServer(server, handler: { stream in
+                try await stream.write("bye\n")
+                // Returning: the server sends close_notify and closes.
+            }) { port in
+                let stream = try await TLSStream.connect(host: "localhost", port: port, context: client)
+                #expect(try await stream.readToEnd() == Array("bye\n".utf8))
+                #expect(try await stream.receive() == nil)
+                await stream.close()
+            }
+        }
+
+        @Test func aConnectionClosedWithoutCloseNotifyIsTruncated() async throws {
+            let certificates = TestCertificates.shared
+            let server = try await certificates.serverContext()
+            let client = try await certificates.clientContext()
+            try await withTLSServer(server, handler: { stream in
+                try await stream.write("partial")
+                // Straight to the socket: no close_notify.
+                await stream.connection.close()
+            }) { port in
+                let stream = try await TLSStream.connect(host: "localhost", port: port, context: client)
+                let first = try await stream.receive()
+                #expect(first?.array == Array("partial".utf8))
+                let error = await expectTLSError(.truncated) { try await stream.receive()?.count }
+                #expect(error?.description.contains("close_notify") == true)
+                await stream.close()
+            }
+        }
+
+        @Test func alpnAgreesOnTheServersFirstChoiceTheClientOffers() async throws {
+            let certificates = TestCertificates.shared
+            let server = try await certificates.serverContext { $0.applicationProtocols = ["h2", "http/1.1"] }
+            let client = try await certificates.clientContext { $0.applicationProtocols = ["http/1.1", "h2"] }
+            try await withTLSServer(server, handler: { stream in
+                try await stream.write((stream.applicationProtocol ?? "none") + "\n")
+            }) { port in
+                let stream = try await TLSStream.connect(host: "localhost", port: port, context: client)
+                #expect(await stream.applicationProtocol == "h2")
+                #expect(try await BufferedReader(stream).readLine() == "h2")
+                await stream.close()
+            }
+        }
+
+        @Test func aClientOfferingNoProtocolTheServerHasFailsTheHandshake() async throws {
+            let certificates = TestCertificates.shared
+            let server = try await certificates.serverContext { $0.applicationProtocols = ["http/1.1"] }
+            let client = try await certificates.clientContext { $0.applicationProtocols = ["imap"] }
+            try await withTLSServer(server) { port in
+                let error = await expectTLSError(.noSharedApplicationProtocol) {
+                    try await TLSStream.connect(host: "localhost", port: port, context: client)
+                }
+                #expect(error?.alert == "no application protocol")
+            }
+        }
+
+        @Test func theServerPicksItsCertificateByTheNameTheClientSends() async throws {
+            let certificates = TestCertificates.shared
+            let other = try await certificates.identity("other")
+            let server = try await certificates.serverContext { $0.identitiesByServerName = ["*.other.test": other, "other.test": other] }
+            let client = try await certificates.clientContext()
+            try await withTLSServer(server, handler: { stream in
+                try await stream.write((stream.serverName ?? "none") + "\n")
+            }) { port in
+                for name in ["other.test", "api.other.test", "localhost"] {
+                    let stream = try await TLSStream.connect(host: "127.0.0.1", port: port, context: client, serverName: name)
+                    #expect(await stream.peerCertificateSubject == (name == "localhost" ? "CN=localhost" : "CN=other.test"))
+                    #expect(try await BufferedReader(stream).readLine() == name)
+                    await stream.close()
+                }
+            }
+        }
+
+        @Test func aSecondConnectionWithTheSameContextResumesTheSession() async throws {
+            let certificates = TestCertificates.shared
+            let server = try await certificates.serverContext()
+            for version in [TLSConfiguration.Version.tls13, .tls12] {
+                let client = try await certificates.clientContext { $0.maximumVersion = version }
+                try await withTLSServer(server) { port in
+                    for round in 0..<3 {
+                        let stream = try await TLSStream.connect(host: "localhost", port: port, context: client)
+                        // Reading lets a TLS 1.3 client take the tickets that follow the handshake.
+                        try await stream.send("ping\n")
+                        #expect(try await BufferedReader(stream).readLine() == "ping")
+                        #expect(await stream.isResumed == (round > 0), "\(version), round \(round)")
+                        await stream.close()
+                    }
+                }
+            }
+        }
+
+        @Test func mutualTLSAcceptsATrustedClientCertificate() async throws {
+            let certificates = TestCertificates.shared
+            let ca = try await certificates.pem("ca.pem")
+            let server = try await certificates.serverContext {
+                $0.clientAuthentication = .required
+                $0.trustRoots = .certificates(ca)
+            }
+            let identity = try await certificates.identity("client")
+            let client = try await certificates.clientContext { $0.identity = identity }
+            try await withTLSServer(server, handler: { stream in
+                try await stream.write((stream.peerCertificateSubject ?? "none") + "\n")
+            }) { port in
+                let stream = try await TLSStream.connect(host: "localhost", port: port, context: client)
+                #expect(try await BufferedReader(stream).readLine() == "CN=Torus Test Client")
+                await stream.close()
+            }
+        }
+    }
+}
