@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building Torus needs, when it is missing: liburing (>= 2.3) development files,
-# and any extra Debian packages named as arguments. Checks that Swift is installed.
+# OpenSSL 3 development files (libssl-dev, for TorusTLS) and the openssl tool (which makes
+# the tests' throwaway certificates), and any extra Debian packages named as arguments. Checks that Swift is installed.
 #
 #   scripts/bootstrap.sh [PACKAGE ...]       e.g. scripts/bootstrap.sh strace socat netcat-openbsd
 #   scripts/bootstrap.sh --print-path [PACKAGE ...]
@@ -14,6 +15,7 @@
 set -euo pipefail
 
 readonly min_liburing=2.3
+readonly min_openssl=3.0
 readonly min_swift=6.1
 
 say() { printf 'bootstrap: %s\n' "$*" >&2; }
@@ -55,8 +57,27 @@ liburing_present() {
     [[ -f /usr/include/liburing.h || -f /usr/local/include/liburing.h ]]
 }
 
+# Whether OpenSSL 3 development files are present. Dies if they are older.
+openssl_present() {
+    if command -v pkg-config >/dev/null 2>&1 && pkg-config --exists openssl 2>/dev/null; then
+        pkg-config --atleast-version="$min_openssl" openssl \
+            || die "OpenSSL $(pkg-config --modversion openssl) is installed, but TorusTLS needs OpenSSL >= $min_openssl (Debian 12 / Ubuntu 22.04 have it)"
+        return 0
+    fi
+    if deb_installed libssl-dev; then
+        local version
+        version=$(dpkg-query -W -f='${Version}' libssl-dev)
+        dpkg --compare-versions "$version" ge "$min_openssl" \
+            || die "libssl-dev $version is installed, but TorusTLS needs OpenSSL >= $min_openssl (Debian 12 / Ubuntu 22.04 have it)"
+        return 0
+    fi
+    [[ -f /usr/include/openssl/ssl.h || -f /usr/local/include/openssl/ssl.h ]]
+}
+
 missing=()
 liburing_present || missing+=(liburing-dev)
+openssl_present || missing+=(libssl-dev)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 for package in "$@"; do
     if $have_dpkg; then
         deb_installed "$package" || missing+=("$package")

@@ -14,7 +14,7 @@ extension TLSStream {
         // An alert from the peer is reported as its reason code plus SSL_AD_REASON_OFFSET.
         if reason >= SSL_AD_REASON_OFFSET && reason < SSL_AD_REASON_OFFSET + 256 {
             let alert = reason - SSL_AD_REASON_OFFSET
-            let name = String(cString: SSL_alert_desc_string_long(alert))
+            let name = Self.alertName(alert)
             switch alert {
             case SSL_AD_PROTOCOL_VERSION:
                 return TLSError(.noSharedVersion, step: step, alert: name, detail: "the peer sent a \(name) alert: it accepts none of the versions this side offers")
@@ -72,6 +72,21 @@ extension TLSStream {
             return TLSError(.certificateNotYetValid, step: step, detail: "\(who), issued by \"\(issuer)\", is not valid yet")
         default:
             return TLSError(.untrustedCertificate, step: step, detail: "\(who), issued by \"\(issuer)\", is not trusted: \(reason)")
+        }
+    }
+
+    /// The alert's name, as OpenSSL gives it (`unknown CA`), or from RFC 8446 for the TLS 1.3
+    /// alerts OpenSSL 3.0 calls "unknown".
+    private static func alertName(_ alert: CInt) -> String {
+        let name = String(cString: SSL_alert_desc_string_long(alert))
+        guard name == "unknown" else { return name }
+        switch alert {
+        case 86: return "inappropriate fallback"
+        case 109: return "missing extension"
+        case 115: return "unknown PSK identity"
+        case 116: return "certificate required"
+        case 120: return "no application protocol"
+        default: return "alert \(alert)"
         }
     }
 

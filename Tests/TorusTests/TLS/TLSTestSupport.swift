@@ -68,3 +68,48 @@ extension TLSStream {
         return bytes
     }
 }
+
+/// What each side of one handshake ended with.
+struct HandshakeOutcome {
+    var server: (any Error)?
+    var client: (any Error)?
+    /// The client's stream, open if its handshake succeeded (the caller closes it).
+    var clientStream: TLSStream
+    var serverStream: TLSStream
+}
+
+/// Runs a server and a client handshake against each other over a fresh loopback connection.
+func handshake(
+    server serverContext: TLSContext,
+    client clientContext: TLSContext,
+    serverName: String? = "localhost",
+    timeout: Duration = .seconds(5)
+) async throws -> HandshakeOutcome {
+    let (client, server) = try await connectedPair()
+    let serverStream = try TLSStream(serverOn: server, context: serverContext)
+    let clientStream = try TLSStream(clientOn: client, context: clientContext, serverName: serverName)
+    async let serverResult: (any Error)? = { do { try await serverStream.handshake(timeout: timeout); return nil } catch { return error } }()
+    let clientResult: (any Error)?
+    do {
+        try await clientStream.handshake(timeout: timeout)
+        clientResult = nil
+    } catch {
+        clientResult = error
+    }
+    return HandshakeOutcome(server: await serverResult, client: clientResult, clientStream: clientStream, serverStream: serverStream)
+}
+
+/// `error` as a `TLSError` of `kind`, recording an issue if it is not one.
+@discardableResult
+func expectTLSError(_ error: (any Error)?, _ kind: TLSError.Kind, sourceLocation: SourceLocation = #_sourceLocation) -> TLSError? {
+    guard let error else {
+        Issue.record("expected a TLSError (\(kind)), but there was no error", sourceLocation: sourceLocation)
+        return nil
+    }
+    guard let tlsError = error as? TLSError else {
+        Issue.record("expected a TLSError (\(kind)), got \(type(of: error)): \(error)", sourceLocation: sourceLocation)
+        return nil
+    }
+    #expect(tlsError.kind == kind, "\(tlsError)", sourceLocation: sourceLocation)
+    return tlsError
+}
