@@ -25,7 +25,7 @@ extension TLSStream {
             }
         }
         switch reason {
-        case SSL_R_WRONG_VERSION_NUMBER, SSL_R_HTTP_REQUEST, SSL_R_HTTPS_PROXY_REQUEST, SSL_R_PACKET_LENGTH_TOO_LONG,
+        case SSL_R_WRONG_VERSION_NUMBER, SSL_R_HTTP_REQUEST, SSL_R_HTTPS_PROXY_REQUEST,
              SSL_R_UNKNOWN_PROTOCOL, SSL_R_RECORD_LENGTH_MISMATCH:
             let what = reason == SSL_R_HTTP_REQUEST ? "plaintext HTTP" : "bytes that are not a TLS record"
             return TLSError(.notTLS, step: step, detail: "the peer \(remoteAddress) sent \(what)\(failure.suffix)")
@@ -41,7 +41,8 @@ extension TLSStream {
             return truncation(step: step)
         case SSL_R_NO_RENEGOTIATION, SSL_R_RENEGOTIATION_ENCODING_ERR, SSL_R_RENEGOTIATION_MISMATCH:
             return TLSError(.protocolViolation, step: step, detail: "the peer asked to renegotiate, which this side refuses\(failure.suffix)")
-        case SSL_R_ENCRYPTED_LENGTH_TOO_LONG, SSL_R_DATA_LENGTH_TOO_LONG, SSL_R_EXCESSIVE_MESSAGE_SIZE:
+        case SSL_R_PACKET_LENGTH_TOO_LONG, SSL_R_ENCRYPTED_LENGTH_TOO_LONG, SSL_R_DATA_LENGTH_TOO_LONG,
+             SSL_R_EXCESSIVE_MESSAGE_SIZE:
             return TLSError(.protocolViolation, step: step, detail: "the peer sent a record over the limit\(failure.suffix)")
         default:
             break

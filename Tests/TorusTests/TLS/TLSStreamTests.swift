@@ -172,5 +172,26 @@ extension TorusTests {
                 await stream.close()
             }
         }
+    
+        @Test func aGracefulShutdownEndsAnIdleTLSHandlerWithCloseNotify() async throws {
+            let certificates = TestCertificates.shared
+            let listener = try await Listener(bindingTo: .ipv4(.loopback, port: 0))
+            let server = Server(listener: listener)
+            let context = try await certificates.serverContext()
+            let serving = Task { try await server.run(tls: context, echoLines) }
+            let client = try await certificates.clientContext()
+            let stream = try await TLSStream.connect(host: "localhost", port: listener.localAddress.port!, context: client)
+            try await stream.send("one\n")
+            let reader = BufferedReader(stream)
+            #expect(try await reader.readLine() == "one")
+            // The handler waits in its read; the drain ends that read, the handler returns,
+            // and the stream closes with close_notify, long before the grace period.
+            let started = ContinuousClock.now
+            server.shutdown(gracePeriod: .seconds(30))
+            #expect(try await reader.readLine() == nil)
+            try await serving.value
+            #expect(ContinuousClock.now - started < .seconds(10))
+            await stream.close()
+        }
     }
 }
