@@ -1,7 +1,7 @@
 public import Torus
 
 extension Server {
-    /// Serves every connection over TLS: accepts as ``Torus/Server/run(_:)`` does, runs the
+    /// Serves every connection over TLS: accepts as `run(_:)` does, runs the
     /// handshake in the connection's own child task (bounded by `handshakeTimeout`), and hands
     /// `handler` the TLS stream, isolated to it (on the connection's loop).
     ///

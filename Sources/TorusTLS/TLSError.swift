@@ -1,7 +1,7 @@
 /// The error TorusTLS throws when TLS itself fails: a certificate that is not trusted, a
 /// handshake the peers cannot agree on, an alert from the peer, a stream cut short.
 ///
-/// Errors of the connection underneath (a reset, a timed-out read) stay ``TorusError``s, and
+/// Errors of the connection underneath (a reset, a timed-out read) stay `TorusError`s, and
 /// cancellation stays `CancellationError`. Match on ``kind``:
 ///
 /// ```swift

@@ -19,7 +19,7 @@ extension TLSStream {
     ///   - timeout: Bounds the connect, and then the handshake, each.
     ///   - options: Socket options for the connection.
     ///   - eventLoop: The loop the connection lives on; by default the next of the shared group.
-    /// - Throws: ``Torus/TorusError`` from connecting, ``TLSError`` from the handshake, or
+    /// - Throws: `TorusError` from connecting, ``TLSError`` from the handshake, or
     ///   `CancellationError`. The connection is closed when the handshake fails.
     public static func connect(
         host: String,

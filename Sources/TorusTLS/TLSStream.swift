@@ -4,8 +4,8 @@ internal import CTorusTLS
 import Glibc
 #endif
 
-/// A TLS connection: a ``Torus/ByteStream`` whose bytes are encrypted on their way through a
-/// ``Torus/Connection``.
+/// A TLS connection: a `ByteStream` whose bytes are encrypted on their way through a
+/// `Connection`.
 ///
 /// A stream runs on its connection's event loop and is isolated like it (its executor is the
 /// connection's), so a handler isolated to the stream calls OpenSSL and the connection
@@ -13,11 +13,11 @@ import Glibc
 /// touches the socket.
 ///
 /// Make one with ``connect(host:port:context:serverName:timeout:options:on:)`` (a client),
-/// let a ``Torus/Server`` make them (``Torus/Server/run(tls:handshakeTimeout:_:)``), or wrap
+/// let a `Server` make them (``Torus/Server/run(tls:handshakeTimeout:_:)``), or wrap
 /// a connection of your own with ``init(clientOn:context:serverName:)`` or
 /// ``init(serverOn:context:)`` and call ``handshake(timeout:)``.
 ///
-/// Reading and writing are those of ``Torus/ByteStream``, so ``Torus/BufferedReader`` and
+/// Reading and writing are those of `ByteStream`, so `BufferedReader` and
 /// framing work unchanged. End of stream is the peer's close_notify: ``receive(timeout:)``
 /// returns nil. A peer that closes the connection without one ends the stream with
 /// ``TLSError/Kind/truncated``: what came before may have been cut short.
@@ -59,6 +59,8 @@ public actor TLSStream: ByteStream {
     /// A client stream over `connection`, not yet shaken hands.
     ///
     /// - Parameters:
+    ///   - connection: The connection to the server; the stream owns it from now on.
+    ///   - context: A client context.
     ///   - serverName: The name the server's certificate must be for, also sent to it (SNI)
     ///     unless it is an IP address. Nil: the connection's remote address must be in the
     ///     certificate (with ``TLSConfiguration/Verification/full``).
@@ -89,6 +91,9 @@ public actor TLSStream: ByteStream {
 
     /// A server stream over `connection`, not yet shaken hands.
     ///
+    /// - Parameters:
+    ///   - connection: A connection from a client; the stream owns it from now on.
+    ///   - context: A server context.
     /// - Throws: ``TLSError/Kind/invalidConfiguration`` when `context` is a client's.
     public init(serverOn connection: Connection, context: TLSContext) throws {
         guard context.configuration.role == .server else {
@@ -154,7 +159,7 @@ public actor TLSStream: ByteStream {
     ///
     /// - Throws: ``TLSError`` (``TLSError/Kind/untrustedCertificate``,
     ///   ``TLSError/Kind/hostnameMismatch``, ``TLSError/Kind/handshakeTimedOut``, …),
-    ///   ``Torus/TorusError`` from the connection, or `CancellationError`. A failed handshake
+    ///   `TorusError` from the connection, or `CancellationError`. A failed handshake
     ///   fails every later call with the same error.
     public func handshake(timeout: Duration? = nil) async throws {
         switch phase {
@@ -225,12 +230,12 @@ public actor TLSStream: ByteStream {
     // MARK: Reading
 
     /// The next bytes that arrive, decrypted, or nil at end of stream (the peer's
-    /// close_notify, or the end of a ``Torus/Server``'s drain).
+    /// close_notify, or the end of a `Server`'s drain).
     ///
     /// - Throws: ``TLSError`` (``TLSError/Kind/truncated`` when the connection ends without
-    ///   a close_notify, ``TLSError/Kind/alertReceived``, …), ``Torus/TorusError``
-    ///   (``Torus/TorusError/Kind/timedOut``, ``Torus/TorusError/Kind/connectionReset``,
-    ///   ``Torus/TorusError/Kind/concurrentRead``) or `CancellationError`.
+    ///   a close_notify, ``TLSError/Kind/alertReceived``, …), `TorusError`
+    ///   (`.timedOut`, `.connectionReset`,
+    ///   `.concurrentRead`) or `CancellationError`.
     public func receive(timeout: Duration? = nil) async throws -> ReceivedBytes? {
         let buffer = session.scratch()
         let count = try await readSome(into: buffer, timeout: timeout)
@@ -334,7 +339,7 @@ public actor TLSStream: ByteStream {
     /// Encrypts and writes `buffer`, returning once every encrypted byte is accepted by the
     /// connection. Call it from code isolated to the stream (the pointer is not `Sendable`).
     ///
-    /// - Throws: ``Torus/TorusError`` from the connection (a write that fails or times out
+    /// - Throws: `TorusError` from the connection (a write that fails or times out
     ///   breaks the stream: every later write fails with the same error), ``TLSError``, or
     ///   `CancellationError`.
     public func write(_ buffer: UnsafeRawBufferPointer, timeout: Duration? = nil) async throws {
@@ -356,7 +361,7 @@ public actor TLSStream: ByteStream {
     }
 
     /// Encrypts `bytes` and queues them for sending: returns once they are queued, as
-    /// ``Torus/Connection/send(_:)-(ReceivedBytes)`` does.
+    /// `Connection.send(_:)` does.
     public func send(_ bytes: consuming ReceivedBytes) async throws {
         try await handshake(timeout: nil)
         try checkWritable()
