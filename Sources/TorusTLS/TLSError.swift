@@ -1,3 +1,5 @@
+public import Torus
+
 /// The error TorusTLS throws when TLS itself fails: a certificate that is not trusted, a
 /// handshake the peers cannot agree on, an alert from the peer, a stream cut short.
 ///
@@ -8,10 +10,10 @@
 /// do {
 ///     let stream = try await TLSStream.connect(host: "localhost", port: 8443, context: context)
 /// } catch let error as TLSError where error.kind == .untrustedCertificate {
-///     print(error)   // TLS handshake failed: untrusted certificate: CN=localhost, issued by CN=Test CA, ...
+///     print(error)   // TLS handshake failed: untrusted certificate: "CN=localhost", issued by "CN=Test CA", is not trusted: ...
 /// }
 /// ```
-public struct TLSError: Error, Hashable, Sendable, CustomStringConvertible {
+public struct TLSError: Error, Hashable, Sendable, CustomStringConvertible, ConnectionEndingError {
     /// What went wrong.
     public struct Kind: Hashable, Sendable, CustomStringConvertible {
         private let name: String
@@ -99,6 +101,10 @@ public struct TLSError: Error, Hashable, Sendable, CustomStringConvertible {
         self.alert = alert
         self.detail = detail
     }
+
+    /// `tls: ` and the kind's name, as in `tls: untrusted certificate`: how a `Server` counts
+    /// connections that end with this error.
+    public var connectionErrorKind: String { "tls: \(kind)" }
 
     /// One line, as in `TLS handshake failed: hostname mismatch: the certificate is for
     /// localhost,127.0.0.1, not example.com`.

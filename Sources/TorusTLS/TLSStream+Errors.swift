@@ -17,11 +17,11 @@ extension TLSStream {
             let name = Self.alertName(alert)
             switch alert {
             case SSL_AD_PROTOCOL_VERSION:
-                return TLSError(.noSharedVersion, step: step, alert: name, detail: "the peer sent a \(name) alert: it accepts none of the versions this side offers")
+                return TLSError(.noSharedVersion, step: step, alert: name, detail: "the peer sent the alert \"\(name)\": it accepts none of the versions this side offers")
             case SSL_AD_NO_APPLICATION_PROTOCOL:
                 return TLSError(.noSharedApplicationProtocol, step: step, alert: name, detail: "the peer accepts none of \(context.configuration.applicationProtocols.joined(separator: ", "))")
             default:
-                return TLSError(.alertReceived, step: step, alert: name, detail: "the peer sent a \(name) alert\(Self.alertHint(alert))")
+                return TLSError(.alertReceived, step: step, alert: name, detail: "the peer sent the alert \"\(name)\"\(Self.alertHint(alert))")
             }
         }
         switch reason {

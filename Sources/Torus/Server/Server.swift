@@ -265,7 +265,7 @@ public final class Server: Sendable {
             } catch {
                 metrics.recordError(error)
                 switch error {
-                case is TorusError, is CancellationError:
+                case is any ConnectionEndingError, is CancellationError:
                     logger.debug("connection ended: \(error)", metadata: ["peer": "\(connection.remoteAddress)"])
                 default:
                     logger.warning("handler failed: \(error)", metadata: ["peer": "\(connection.remoteAddress)"])

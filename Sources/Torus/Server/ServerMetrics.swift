@@ -37,7 +37,7 @@ struct ServerMetrics: Sendable {
     /// Counts a handler that ended with `error`, under the error's kind.
     func recordError(_ error: any Error) {
         let kind: String = switch error {
-        case let error as TorusError: error.kind.description
+        case let error as any ConnectionEndingError: error.connectionErrorKind
         case is CancellationError: "cancelled"
         default: "other"
         }
