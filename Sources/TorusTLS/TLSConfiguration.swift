@@ -12,15 +12,20 @@
 public struct TLSConfiguration: Sendable {
     /// Which end of the handshake a context serves.
     public enum Role: Sendable, Hashable {
+        /// Accepts handshakes: has a certificate, may ask clients for theirs.
         case server
+        /// Starts handshakes and verifies the server.
         case client
     }
 
     /// A TLS protocol version.
     public enum Version: Sendable, Hashable, Comparable, CustomStringConvertible {
+        /// TLS 1.2 (RFC 5246).
         case tls12
+        /// TLS 1.3 (RFC 8446).
         case tls13
 
+        /// The version's name, as in `TLS 1.3`.
         public var description: String {
             switch self {
             case .tls12: "TLS 1.2"

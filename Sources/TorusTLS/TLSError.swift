@@ -73,6 +73,7 @@ public struct TLSError: Error, Hashable, Sendable, CustomStringConvertible, Conn
         /// Writing after the handshake.
         case write
 
+        /// The step's name, as in `TLS handshake`.
         public var description: String {
             switch self {
             case .configuration: "TLS configuration"

@@ -1,6 +1,6 @@
 /// A bidirectional stream of bytes: what framing and protocol code needs from a connection.
 ///
-/// ``Connection`` conforms, and so will a TLS stream; a test double can too. Code written
+/// ``Connection`` conforms, and so does TorusTLS's `TLSStream`; a test double can too. Code written
 /// against `ByteStream` (a ``BufferedReader``, a protocol handler) works over any of them.
 ///
 /// ```swift
