@@ -101,10 +101,11 @@ let package = Package(
             path: "Examples/UDPClient",
             swiftSettings: strictSwift
         ),
-        // The examples' protocol code (HTTP/1.1 and RESP parsers, option parsing), free of
-        // Torus so that its tests need no sockets.
+        // The examples' protocol code: HTTP/1.1 and RESP decoders (Torus `FrameDecoder`s, pure
+        // functions of the bytes, so that their tests need no sockets), option parsing.
         .target(
             name: "ExampleProtocols",
+            dependencies: ["Torus"],
             path: "Examples/Shared/ExampleProtocols",
             swiftSettings: strictSwift
         ),
@@ -154,7 +155,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ExampleProtocolsTests",
-            dependencies: ["ExampleProtocols"],
+            dependencies: ["ExampleProtocols", "Torus"],
             swiftSettings: strictSwift
         ),
         // A test helper, not an example: runs a program under a seccomp filter that makes the

@@ -6,11 +6,12 @@
 // `/quit` leaves. Every line a client sends goes at once to every other client as
 // `NAME: line`; joins, leaves and renames are announced as `* ...` lines.
 //
-// Slow clients: each client has a queue of at most --queue-bytes bytes (1 MiB) and a writer
-// task of its own that drains it. A client whose queue would overflow when a new line
-// arrives (it has stopped reading, and its socket buffers are full too) is dropped: its
-// connection is closed and the others see `* NAME was dropped: too slow`. A write the client does not take
-// within 10 s also ends it. Nobody else waits for a slow client.
+// Slow clients: what the room says to a client is queued on its connection (`send`, into
+// the connection's outbox), at most --queue-bytes bytes (1 MiB). A client whose queue would
+// overflow when a new line arrives (it has stopped reading, and its socket buffers are full
+// too) is dropped: its connection is closed and the others see `* NAME was dropped: too
+// slow`. A send the client does not take within 10 s fails, and the client is dropped so at
+// the next line. Nobody else waits for a slow client.
 import ExampleProtocols
 import ExampleServing
 import Torus
@@ -25,10 +26,15 @@ func main() async -> Int32 {
             CommandLine.arguments.dropFirst(), accepting: ["host", "port", "threads", "queue-bytes"],
             usage: "usage: chat-server [--host ADDRESS] [--port PORT] [--threads N] [--queue-bytes N]")
         let queueCapacity = try options.integer("queue-bytes", default: 1024 * 1024)
-        let listeners = try await ExampleServer.bind(name: "chat-server", options: options, defaultPort: 7001)
-        let room = ChatRoom(on: listeners[0].eventLoop)
+        var connectionOptions = ConnectionOptions()
+        // The queue's bound is the outbox's high-water mark, so a send under it never waits.
+        connectionOptions.sendQueueHighWaterMark = queueCapacity
+        connectionOptions.writeTimeout = .seconds(10)
+        let listeners = try await ExampleServer.bind(
+            name: "chat-server", options: options, defaultPort: 7001, connectionOptions: connectionOptions)
+        let room = ChatRoom(on: listeners[0].eventLoop, queueCapacity: queueCapacity)
         try await ExampleServer.serve(listeners) { connection in
-            await ChatClientHandler.serve(connection, room: room, queueCapacity: queueCapacity)
+            await ChatClientHandler.serve(connection, room: room)
         }
     }
 }

@@ -19,11 +19,13 @@ import Glibc
 /// Sends back every byte received, with no copy, until the peer ends the stream (or the
 /// server drains the connection at shutdown). Runs isolated to the connection, on its event
 /// loop: each receive and send is a direct call, and the bytes go back out of the receive
-/// buffer the kernel filled, without a copy and without waiting for each send. The server
+/// buffer the kernel filled (the reader hands out each received chunk as it is), without a
+/// copy and without waiting for each send. The server
 /// closes the connection afterwards (which lets what is queued go out first), and a reset ends
 /// this connection only.
 func echo(_ connection: isolated Connection) async throws {
-    while let bytes = try await connection.receive() {
+    let reader = BufferedReader(connection)
+    while let bytes = try await reader.receive() {
         try await connection.send(bytes)
     }
 }

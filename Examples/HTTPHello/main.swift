@@ -2,12 +2,13 @@
 //
 //   swift run -c release http-hello [--host 127.0.0.1] [--port 8080] [--threads 1] [--listener per-loop|shared] [--idle-timeout 60]
 //
-// Keep-alive and pipelining (the answers to every request that arrived in one read go out in
-// one write, in order), Content-Length and chunked request bodies, `Connection: close` and
-// HTTP/1.0's default close. Unknown paths get 404; a malformed request gets 400, headers
-// over 16 KiB get 431, and the connection is closed after either. A keep-alive connection
-// that sends nothing for --idle-timeout seconds is closed. The parser is
-// `HTTPRequestParser` in the ExampleProtocols target.
+// Keep-alive and pipelining (the answers to every request that arrived together go out in
+// one write, in order), Content-Length and chunked request bodies (framed and skipped),
+// `Connection: close` and HTTP/1.0's default close. Unknown paths get 404; a malformed
+// request gets 400, headers over 16 KiB get 431, and the connection is closed after either.
+// A connection whose next request head is not complete --idle-timeout seconds after the
+// last answer is closed. The decoder is `HTTPRequestDecoder` (ExampleProtocols), read
+// through a Torus `BufferedReader`.
 import ExampleProtocols
 import ExampleServing
 import Torus

@@ -4,7 +4,7 @@ import ExampleProtocols
 /// and error texts.
 extension KVStore {
     /// Runs one command, appending its reply. Returns true when the connection should close.
-    func run(_ arguments: [ArraySlice<UInt8>], into output: inout RESPEncoder) -> Bool {
+    func run(_ arguments: RESPCommand, into output: inout RESPEncoder) -> Bool {
         let name = KVSyntax.upperName(arguments[0])
         let count = arguments.count
         func arity(_ valid: Bool) -> Bool {
@@ -99,7 +99,7 @@ extension KVStore {
         return false
     }
 
-    private func set(_ arguments: [ArraySlice<UInt8>], into output: inout RESPEncoder) {
+    private func set(_ arguments: RESPCommand, into output: inout RESPEncoder) {
         var expiresAt: ContinuousClock.Instant?
         var onlyIfMissing = false
         var onlyIfPresent = false
@@ -192,7 +192,7 @@ extension KVStore {
 
     /// `COMMAND`, `COMMAND COUNT`, `COMMAND DOCS`: enough for redis-cli's start-up (it asks
     /// for the docs to show hints; an empty reply means no hints).
-    private func command(_ arguments: [ArraySlice<UInt8>], into output: inout RESPEncoder) {
+    private func command(_ arguments: RESPCommand, into output: inout RESPEncoder) {
         if arguments.count >= 2, KVSyntax.upperName(arguments[1]) == "COUNT" {
             output.integer(KVStore.commandNames.count)
         } else {
@@ -202,7 +202,7 @@ extension KVStore {
 
     /// `CONFIG GET name...`: the few settings benchmarks ask for, as name/value pairs;
     /// `CONFIG SET` is accepted and ignored.
-    private func config(_ arguments: [ArraySlice<UInt8>], into output: inout RESPEncoder) {
+    private func config(_ arguments: RESPCommand, into output: inout RESPEncoder) {
         guard arguments.count >= 2 else {
             output.error("ERR wrong number of arguments for 'config' command")
             return

@@ -24,13 +24,13 @@ actor KVStore {
     ///
     /// - Returns: Every reply, encoded, and whether the connection should close after them
     ///   (`QUIT`, or a fatal protocol error).
-    func execute(_ batch: [KVRequest]) -> (replies: [UInt8], close: Bool) {
+    func execute(_ batch: RESPBatch) -> (replies: [UInt8], close: Bool) {
         var output = RESPEncoder()
         output.bytes.reserveCapacity(batch.count * 8)
         for request in batch {
             switch request {
             case .command(let command):
-                if run(command.arguments, into: &output) { return (output.bytes, true) }
+                if run(command, into: &output) { return (output.bytes, true) }
             case .protocolError(let error):
                 output.error("ERR " + error.message)
                 if error.isFatal { return (output.bytes, true) }
@@ -53,7 +53,7 @@ actor KVStore {
     }
 
     /// Stores `entry` under `key`, copying the key only when it is new: the slice given
-    /// points into the connection's receive storage.
+    /// points into the batch's storage, which the decoder reuses.
     func store(_ entry: KVEntry, at key: ArraySlice<UInt8>) {
         if let index = entries.index(forKey: key) {
             entries.values[index] = entry

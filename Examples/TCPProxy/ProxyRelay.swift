@@ -41,8 +41,9 @@ enum ProxyRelay {
     /// its peer sees the end too. On an error closes both, which also ends the other pump.
     private static func pump(from source: Connection, to sink: Connection) async {
         await source.withIsolation { source in
+            let reader = BufferedReader(source)
             do {
-                while let bytes = try await source.receive() {
+                while let bytes = try await reader.receive() {
                     // Straight from the receive buffer, no copy.
                     try await sink.write(bytes)
                 }

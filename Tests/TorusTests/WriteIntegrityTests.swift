@@ -96,6 +96,40 @@ extension TorusTests {
             await server.close()
         }
 
+        @Test func manySmallOwnedSendsQueueUpToTheHighWaterMarkWithoutWaiting() async throws {
+            // A chat room broadcasting short lines to a peer that has stopped reading: the
+            // queue is bounded by its high-water mark in bytes, so it must not make the 17th
+            // line wait (it once did: 16 buffers was also the cap for owned bytes, and a
+            // broadcaster that trusted isWritable hung on a stalled peer).
+            let options = ConnectionOptions(sendBufferSize: 4096, sendQueueHighWaterMark: 1 << 20)
+            let (connection, peer) = try await connectToRawPeer(options: options, peerReceiveBufferSize: 4096)
+            defer { peer.close() }
+            let first = 1 << 20 / 2  // more than the kernel's buffers take: its sendmsg waits
+            let lines = 200
+            let sender = Task {
+                try await connection.send([UInt8](repeating: 1, count: first))
+                for _ in 0..<lines { try await connection.send([UInt8](repeating: 2, count: 100)) }
+            }
+            let queuedInTime = try await withThrowingTaskGroup(of: Bool.self) { group in
+                group.addTask { try await sender.value; return true }
+                group.addTask { try await Task.sleep(for: .seconds(5)); return false }
+                let queued = try await group.next()!
+                // Whichever finished first, the peer now reads everything, so the sender ends.
+                let received = await onPOSIXThread { () -> Int in
+                    var total = 0
+                    while total < first + lines * 100, let chunk = try? peer.receive(), !chunk.isEmpty { total += chunk.count }
+                    return total
+                }
+                #expect(received == first + lines * 100)
+                group.cancelAll()
+                return queued
+            }
+            #expect(queuedInTime, "a small owned send waited with the queue far below its high-water mark")
+            try await connection.flush()
+            #expect(await connection.queuedBytes == 0)
+            await connection.close()
+        }
+
         @Test func sendsPastTheHighWaterMarkWaitAndIsWritableSaysSo() async throws {
             let options = ConnectionOptions(sendBufferSize: 4096, sendQueueHighWaterMark: 64 * 1024)
             let (connection, peer) = try await connectToRawPeer(options: options, peerReceiveBufferSize: 4096)

@@ -23,10 +23,11 @@ public enum ExampleServer {
     ///   - name: The program name that starts the listening line.
     ///   - options: Parsed options; `host`, `port` (default `defaultPort`), `threads`
     ///     (default 1) and `listener` (`per-loop` or `shared`) are read from them.
+    ///   - connectionOptions: The options of every accepted connection.
     /// - Returns: The listeners, the first one's loop first.
     /// - Throws: ``ExampleUsageError`` for bad option values, ``TorusError`` when binding fails.
     public static func bind(
-        name: String, options: ExampleOptions, defaultPort: UInt16
+        name: String, options: ExampleOptions, defaultPort: UInt16, connectionOptions: ConnectionOptions = .init()
     ) async throws -> [Listener] {
         let host = options.string("host", default: "127.0.0.1")
         let port = try options.port("port", default: defaultPort)
@@ -37,13 +38,15 @@ public enum ExampleServer {
         }
         let group = try EventLoopGroup(loopCount: threads)
         let address = try SocketAddress(host: host, port: port)
+        var listenerOptions = Listener.Options()
+        listenerOptions.connectionOptions = connectionOptions
         var listeners: [Listener] = []
         if placement == "shared" {
-            listeners.append(try await Listener(bindingTo: address, group: group))
+            listeners.append(try await Listener(bindingTo: address, options: listenerOptions, group: group))
         } else if threads > 1 {
-            listeners = try await Listener.perLoop(bindingTo: address, group: group)
+            listeners = try await Listener.perLoop(bindingTo: address, options: listenerOptions, group: group)
         } else {
-            listeners.append(try await Listener(bindingTo: address, on: group.loops[0]))
+            listeners.append(try await Listener(bindingTo: address, options: listenerOptions, on: group.loops[0]))
         }
         print("\(name) listening on \(listeners[0].localAddress) with \(threads) event loop(s) on \(group.engine)")
         fflush(nil)  // Into a pipe, stdout is block-buffered: scripts wait for this line.

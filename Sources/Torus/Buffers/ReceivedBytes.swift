@@ -66,6 +66,9 @@ public struct ReceivedBytes: ~Copyable, @unchecked Sendable {
         return lent
     }
 
+    /// Whether these are bytes of their own, not one of a loop's receive buffers.
+    var isOwned: Bool { owner is CopiedBytes }
+
     /// The bytes, for code in this module that keeps the value alive while it uses them.
     var unsafeBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: start, count: count) }
 
@@ -106,6 +109,9 @@ struct LentBytes {
     let count: Int
 
     func giveBack() { owner.returnBuffer(bufferID) }
+
+    /// Whether these are bytes of their own, not one of a loop's receive buffers.
+    var isOwned: Bool { owner is CopiedBytes }
 }
 
 /// Whoever lent a receive buffer and takes it back.

@@ -492,8 +492,9 @@ public actor Connection {
     /// try await connection.flush()
     /// ```
     ///
-    /// The call waits only when other writers are queued before it or the connection already
-    /// has 16 buffers queued. Writes and sends go out in the order they were made. A send
+    /// The call waits only when other writers are queued before it, the connection already
+    /// has 16 receive buffers queued, or its queue is past
+    /// ``ConnectionOptions/sendQueueHighWaterMark``. Writes and sends go out in the order they were made. A send
     /// that fails in the kernel is reported by the next `send`, write or ``flush()``, and
     /// nothing more goes out after it; ``close()`` and ``shutdown(_:)`` let what is queued go
     /// out first.
@@ -504,7 +505,7 @@ public actor Connection {
         try checkWritable()
         if let failure = output.failure { throw sendFailure(Completion(result: -failure), timeout: nil) }
         guard bytes.count > 0 else { return }
-        if !output.canJoinOutbox { try await waitForWriteTurn() }
+        if !output.canJoinOutbox(owned: bytes.isOwned) { try await waitForWriteTurn() }
         output.enqueue(bytes.handOver())
     }
 

@@ -17,7 +17,10 @@ final class ConnectionOutput: CompletionHandler, @unchecked Sendable {
     // @unchecked Sendable: touched on the loop's thread only, by the connection actor (whose
     // executor is the loop) and by completions.
 
-    /// Buffers the outbox holds at most, and sends at most in one `sendmsg`.
+    /// Receive buffers the outbox holds at most (so that one connection's slow peer cannot
+    /// keep many of its loop's receive buffers), and buffers sent at most in one `sendmsg`.
+    /// Owned bytes (`CopiedBytes`) are bounded by ``highWaterMark`` alone: a broadcast of
+    /// many small messages must not wait after sixteen of them.
     static let outboxCapacity = 16
 
     private let fd: CInt
@@ -28,6 +31,8 @@ final class ConnectionOutput: CompletionHandler, @unchecked Sendable {
     @exclusivity(unchecked) private var isOutboxWriting = false
     @exclusivity(unchecked) private var waitingWriters = FIFO<OperationID>(initialCapacity: 2)
     @exclusivity(unchecked) private var outbox = FIFO<LentBytes>(initialCapacity: 4)
+    /// How many of the outbox's buffers are receive buffers rather than owned bytes.
+    @exclusivity(unchecked) private var queuedReceiveBuffers = 0
     /// Bytes of the outbox's oldest buffer already sent.
     @exclusivity(unchecked) private var sentOfFirst = 0
     @exclusivity(unchecked) private var request: OperationID?
@@ -87,10 +92,11 @@ final class ConnectionOutput: CompletionHandler, @unchecked Sendable {
 
     // MARK: Outbox
 
-    /// Whether a send may join the outbox now, without waiting for its turn.
-    var canJoinOutbox: Bool {
-        !isWriting || (isOutboxWriting && waitingWriters.isEmpty && outbox.count < Self.outboxCapacity
-            && queuedBytes < highWaterMark)
+    /// Whether a send may join the outbox now, without waiting for its turn; `owned` for
+    /// bytes of their own, which do not count against ``outboxCapacity``.
+    func canJoinOutbox(owned: Bool) -> Bool {
+        !isWriting || (isOutboxWriting && waitingWriters.isEmpty
+            && (owned || queuedReceiveBuffers < Self.outboxCapacity) && queuedBytes < highWaterMark)
     }
 
     /// Whether the outbox has bytes not sent yet.
@@ -112,6 +118,7 @@ final class ConnectionOutput: CompletionHandler, @unchecked Sendable {
         isWriting = true
         isOutboxWriting = true
         outbox.append(bytes)
+        if !bytes.isOwned { queuedReceiveBuffers += 1 }
         queuedBytes += bytes.count
         if request == nil { sendQueued() }
     }
@@ -158,6 +165,7 @@ final class ConnectionOutput: CompletionHandler, @unchecked Sendable {
             if sent >= left {
                 sent -= left
                 sentOfFirst = 0
+                if !first.isOwned { queuedReceiveBuffers -= 1 }
                 outbox.popFirst()?.giveBack()
             } else {
                 sentOfFirst += sent
@@ -178,6 +186,7 @@ final class ConnectionOutput: CompletionHandler, @unchecked Sendable {
         while let lent = outbox.popFirst() { lent.giveBack() }
         sentOfFirst = 0
         queuedBytes = 0
+        queuedReceiveBuffers = 0
         finishOutbox()
     }
 

@@ -1,6 +1,9 @@
 /// The character classes and small conversions of HTTP/1.1's grammar (RFC 9110, 9112), on
 /// bytes, so that parsing never builds strings.
 enum HTTPSyntax {
+    /// Bytes being parsed, in place in a reader's buffer.
+    typealias Bytes = Slice<UnsafeRawBufferPointer>
+
     /// `tchar`: the characters of methods and header names.
     static func isTokenCharacter(_ byte: UInt8) -> Bool {
         switch byte {
@@ -34,7 +37,7 @@ enum HTTPSyntax {
     }
 
     /// A non-negative decimal of at most 18 digits (no overflow), or nil.
-    static func decimal(_ bytes: ArraySlice<UInt8>) -> Int? {
+    static func decimal(_ bytes: Bytes) -> Int? {
         guard !bytes.isEmpty, bytes.count <= 18 else { return nil }
         var value = 0
         for byte in bytes {
@@ -45,7 +48,7 @@ enum HTTPSyntax {
     }
 
     /// Whether `bytes` spells `lowercase` in any case (`lowercase` must be lower-case ASCII).
-    static func equalsIgnoringCase(_ bytes: ArraySlice<UInt8>, _ lowercase: StaticString) -> Bool {
+    static func equalsIgnoringCase(_ bytes: Bytes, _ lowercase: StaticString) -> Bool {
         guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
         return lowercase.withUTF8Buffer { expected in
             zip(bytes, expected).allSatisfy { byte, wanted in
@@ -56,7 +59,7 @@ enum HTTPSyntax {
     }
 
     /// `bytes` without spaces and tabs at either end.
-    static func trimmed(_ bytes: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+    static func trimmed(_ bytes: Bytes) -> Bytes {
         var start = bytes.startIndex
         var end = bytes.endIndex
         while start < end, isWhitespace(bytes[start]) { start += 1 }

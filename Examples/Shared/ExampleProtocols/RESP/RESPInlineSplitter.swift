@@ -3,9 +3,9 @@
 /// `\"` and `\xHH` escapes; 'single quotes' with `\'`. A closing quote must be followed by a
 /// blank or the end of the line.
 enum RESPInlineSplitter {
-    /// The arguments, or nil for unbalanced quotes. Plain words are slices of `line`.
-    static func split(_ line: ArraySlice<UInt8>) -> [ArraySlice<UInt8>]? {
-        var arguments: [ArraySlice<UInt8>] = []
+    /// The arguments, or nil for unbalanced quotes.
+    static func split(_ line: Slice<UnsafeRawBufferPointer>) -> [[UInt8]]? {
+        var arguments: [[UInt8]] = []
         var index = line.startIndex
         while true {
             while index < line.endIndex, isBlank(line[index]) { index += 1 }
@@ -18,7 +18,7 @@ enum RESPInlineSplitter {
             } else {
                 let start = index
                 while index < line.endIndex, !isBlank(line[index]) { index += 1 }
-                arguments.append(line[start..<index])
+                arguments.append(Array(line[start..<index]))
             }
         }
     }
@@ -29,7 +29,7 @@ enum RESPInlineSplitter {
 
     /// A quoted argument starting after its opening quote; returns it and the index after the
     /// closing quote.
-    private static func quoted(_ line: ArraySlice<UInt8>, from start: Int, quote: UInt8) -> (ArraySlice<UInt8>, Int)? {
+    private static func quoted(_ line: Slice<UnsafeRawBufferPointer>, from start: Int, quote: UInt8) -> ([UInt8], Int)? {
         var argument: [UInt8] = []
         var index = start
         while index < line.endIndex {
@@ -37,7 +37,7 @@ enum RESPInlineSplitter {
             if byte == quote {
                 let after = index + 1
                 guard after == line.endIndex || isBlank(line[after]) else { return nil }
-                return (argument[...], after)
+                return (argument, after)
             }
             if byte == UInt8(ascii: "\\"), index + 1 < line.endIndex {
                 let escaped = line[index + 1]

@@ -1,36 +1,41 @@
 import ExampleProtocols
 import Testing
 
-/// The RESP parser of kv-server: arrays and inline commands, pipelining, the errors it can
+/// The RESP decoder of kv-server: arrays and inline commands, pipelining, the errors it can
 /// recover from and those it cannot, the bulk limit, and that cutting the bytes anywhere
 /// changes nothing.
-@Suite struct RESPParserTests {
+@Suite struct RESPDecoderTests {
     enum Item: Equatable {
         case command([String])
         case error(RESPParseError)
     }
 
-    /// Feeds `pieces` one after another, draining after each; goes on after a recoverable
+    /// Feeds `pieces` one after another as a reader would; goes on after a recoverable
     /// error, stops at a fatal one.
     static func transcript(_ pieces: [[UInt8]], maxBulkLength: Int = 512 * 1024 * 1024,
                            maxBuffered: inout Int) -> [Item] {
-        var parser = RESPParser(maxBulkLength: maxBulkLength)
+        var decoder = RESPDecoder(maxBulkLength: maxBulkLength)
         var items: [Item] = []
-        for piece in pieces {
-            parser.append(piece)
-            while true {
-                do {
-                    guard let command = try parser.next() else { break }
-                    items.append(.command(command.arguments.map { String(decoding: $0, as: UTF8.self) }))
-                } catch {
-                    items.append(.error(error))
-                    if error.isFatal {
-                        #expect(throws: error) { try parser.next() }
-                        return items
+        var fatal: RESPParseError?
+        do {
+            try ReaderSimulation.run(&decoder, pieces, maxHeld: &maxBuffered) { batch in
+                for request in batch where fatal == nil {
+                    switch request {
+                    case .command(let command): items.append(.command(command.map { String(decoding: $0, as: UTF8.self) }))
+                    case .protocolError(let error):
+                        items.append(.error(error))
+                        if error.isFatal { fatal = error }
                     }
                 }
             }
-            maxBuffered = max(maxBuffered, parser.bufferedCount)
+        } catch let error as RESPParseError {
+            // Thrown by a call after the batch that ended with it.
+            #expect(error == fatal)
+        } catch {
+            Issue.record("the reader's limit was reached: \(error)")
+        }
+        if let fatal {
+            #expect(throws: fatal) { try [UInt8]("PING\r\n".utf8).withUnsafeBytes { try decoder.decode($0) } }
         }
         return items
     }
@@ -126,12 +131,12 @@ import Testing
     }
 
     @Test func endlessInlineLineIsRefused() {
-        let line = [UInt8](repeating: UInt8(ascii: "a"), count: RESPParser.maxInlineLength + 10)
+        let line = [UInt8](repeating: UInt8(ascii: "a"), count: RESPDecoder.maxInlineLength + 10)
         var maxBuffered = 0
         var generator = SeededGenerator(seed: 5)
         let items = Self.transcript(Splits.random(line, maxPiece: 4096, using: &generator), maxBuffered: &maxBuffered)
         #expect(items == [.error(.lineTooLong)])
-        #expect(maxBuffered <= RESPParser.maxInlineLength + 4096)
+        #expect(maxBuffered <= RESPDecoder.maxInlineLength + 4096)
     }
 
     @Test(arguments: [11, 12, 13, 14] as [UInt64])
@@ -146,7 +151,7 @@ import Testing
             for item in items.dropLast() {
                 if case .error(let error) = item { #expect(!error.isFatal, "seed \(seed), round \(round)") }
             }
-            #expect(maxBuffered <= RESPParser.maxInlineLength + 256 + 64, "seed \(seed), round \(round)")
+            #expect(maxBuffered <= RESPDecoder.maxInlineLength + 256 + 64, "seed \(seed), round \(round)")
         }
     }
 
