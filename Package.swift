@@ -79,13 +79,13 @@ let package = Package(
         ),
         .executableTarget(
             name: "EchoServer",
-            dependencies: ["Torus", "ExampleProtocols", "ExampleServing"],
+            dependencies: ["Torus", "TorusTLS", "ExampleProtocols", "ExampleServing"],
             path: "Examples/EchoServer",
             swiftSettings: strictSwift
         ),
         .executableTarget(
             name: "EchoClient",
-            dependencies: ["Torus"],
+            dependencies: ["Torus", "TorusTLS"],
             path: "Examples/EchoClient",
             swiftSettings: strictSwift
         ),
@@ -115,7 +115,7 @@ let package = Package(
         .target(
             name: "ExampleServing",
             dependencies: [
-                "Torus", "ExampleProtocols",
+                "Torus", "TorusTLS", "ExampleProtocols",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
@@ -124,13 +124,13 @@ let package = Package(
         ),
         .executableTarget(
             name: "HTTPHello",
-            dependencies: ["Torus", "ExampleProtocols", "ExampleServing"],
+            dependencies: ["Torus", "TorusTLS", "ExampleProtocols", "ExampleServing"],
             path: "Examples/HTTPHello",
             swiftSettings: strictSwift
         ),
         .executableTarget(
             name: "KVServer",
-            dependencies: ["Torus", "ExampleProtocols", "ExampleServing"],
+            dependencies: ["Torus", "TorusTLS", "ExampleProtocols", "ExampleServing"],
             path: "Examples/KVServer",
             swiftSettings: strictSwift
         ),

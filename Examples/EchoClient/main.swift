@@ -2,8 +2,13 @@
 // prints what comes back. At the end of input it shuts down its write side and prints the
 // rest of the echo until the server closes.
 //
-//   echo "hello" | swift run echo-client [--host 127.0.0.1] [--port 7000]
+//   echo "hello" | swift run echo-client [--host 127.0.0.1] [--port 7000] [--tls [--ca FILE] [--server-name NAME]]
+//
+// With --tls it speaks TLS (TorusTLS), verifying the server against the CA in --ca (the
+// system's trust store without it) and its certificate against --server-name (by default
+// --host).
 import Torus
+import TorusTLS
 
 #if canImport(Glibc)
 import Glibc
@@ -41,36 +46,60 @@ func stdinThreadMain(_ argument: UnsafeMutableRawPointer?) -> UnsafeMutableRawPo
     return nil
 }
 
+/// Sends standard input through `stream` and prints what comes back, until the server ends
+/// the stream.
+func pipe(_ stream: some ByteStream) async throws {
+    try await withThrowingTaskGroup { group in
+        group.addTask {
+            for await chunk in standardInput() {
+                try await stream.write(chunk)
+            }
+            try await stream.shutdown(.write)
+        }
+        group.addTask {
+            while let bytes = try await stream.receive() {
+                _ = bytes.withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress, $0.count) }
+            }
+        }
+        try await group.waitForAll()
+    }
+    await stream.close()
+}
+
 func main() async -> Int32 {
+    let usage = "usage: echo-client [--host HOST] [--port PORT] [--tls [--ca FILE] [--server-name NAME]]"
     var host = "127.0.0.1"
     var port: UInt16 = 7000
+    var tls = false
+    var caFile: String?
+    var serverName: String?
     var arguments = CommandLine.arguments.dropFirst().makeIterator()
     while let flag = arguments.next() {
+        if flag == "--tls" {
+            tls = true
+            continue
+        }
         switch (flag, arguments.next()) {
         case ("--host", let value?): host = value
         case ("--port", let value?) where UInt16(value) != nil: port = UInt16(value)!
+        case ("--ca", let value?): caFile = value
+        case ("--server-name", let value?): serverName = value
         default:
-            print("usage: echo-client [--host HOST] [--port PORT]")
+            print(usage)
             return 2
         }
     }
+    guard tls || (caFile == nil && serverName == nil) else {
+        print("echo-client: --ca and --server-name need --tls\n\(usage)")
+        return 2
+    }
     do {
-        let connection = try await Connection.connect(host: host, port: port, timeout: .seconds(5))
-        try await withThrowingTaskGroup { group in
-            group.addTask {
-                for await chunk in standardInput() {
-                    try await connection.write(chunk)
-                }
-                try await connection.shutdown(.write)
-            }
-            group.addTask {
-                while let bytes = try await connection.read() {
-                    _ = bytes.withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress, $0.count) }
-                }
-            }
-            try await group.waitForAll()
+        if tls {
+            let context = try TLSContext(.client(trustRoots: caFile.map { .certificates(.file($0)) } ?? .system))
+            try await pipe(try await TLSStream.connect(host: host, port: port, context: context, serverName: serverName))
+        } else {
+            try await pipe(try await Connection.connect(host: host, port: port, timeout: .seconds(5)))
         }
-        await connection.close()
         return 0
     } catch {
         print("echo-client: \(error)")

@@ -6,9 +6,10 @@ import Torus
 /// of the next request head (so a slowloris trickling a head one byte at a time is cut there,
 /// not after 16 KiB).
 enum HTTPHelloHandler {
-    /// Runs isolated to the connection, on its loop: decodes every request that arrived, in
-    /// place in the receive buffer, answers them all with one write, and reads on.
-    static func serve(_ connection: isolated Connection, idleTimeout: Duration) async {
+    /// Runs isolated to the stream (a connection, or a TLS stream over one), on its loop:
+    /// decodes every request that arrived, in place in the receive buffer, answers them all
+    /// with one write, and reads on.
+    static func serve(_ connection: isolated some ByteStream, idleTimeout: Duration) async {
         let reader = BufferedReader(connection)
         var decoder = HTTPRequestDecoder()
         var output: [UInt8] = []

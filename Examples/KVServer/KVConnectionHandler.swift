@@ -4,9 +4,9 @@ import Torus
 /// Serves one RESP connection: every command that arrived together is run in one call to
 /// the store and answered with one write.
 enum KVConnectionHandler {
-    /// Runs isolated to the connection, on its loop, until the client closes, sends `QUIT`
-    /// or breaks the protocol beyond repair.
-    static func serve(_ connection: isolated Connection, store: KVStore, maxBulkLength: Int) async {
+    /// Runs isolated to the stream (a connection, or a TLS stream over one), on its loop,
+    /// until the client closes, sends `QUIT` or breaks the protocol beyond repair.
+    static func serve(_ connection: isolated some ByteStream, store: KVStore, maxBulkLength: Int) async {
         let reader = BufferedReader(connection)
         var decoder = RESPDecoder(maxBulkLength: maxBulkLength)
         do {

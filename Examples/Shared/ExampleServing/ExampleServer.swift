@@ -112,7 +112,7 @@ public enum ExampleServer {
     }
 
     /// Logs notices and worse only: the examples print their own lines.
-    private static let quietLogger: Logger = {
+    static let quietLogger: Logger = {
         var logger = Logger(label: "example-server")
         logger.logLevel = .notice
         return logger

@@ -48,6 +48,23 @@ public protocol ByteStream: Actor {
 }
 
 extension ByteStream {
+    /// The next bytes that arrive, or nil at end of stream, waiting as long as the stream's
+    /// own read timeout allows (see ``receive(timeout:)``).
+    public func receive() async throws -> ReceivedBytes? {
+        try await receive(timeout: nil)
+    }
+
+    /// Copies the next bytes that arrive into `buffer`, waiting as long as the stream's own
+    /// read timeout allows (see ``read(into:timeout:)``).
+    public func read(into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
+        try await read(into: buffer, timeout: nil)
+    }
+
+    /// Writes `buffer`, returning once every byte is accepted (see ``write(_:timeout:)-(UnsafeRawBufferPointer,_)``).
+    public func write(_ buffer: UnsafeRawBufferPointer) async throws {
+        try await write(buffer, timeout: nil)
+    }
+
     /// Writes `bytes`; returns once every byte is accepted.
     public func write(_ bytes: [UInt8], timeout: Duration? = nil) async throws {
         // `bytes` is borrowed for the call: its storage stays alive and unchanged until the

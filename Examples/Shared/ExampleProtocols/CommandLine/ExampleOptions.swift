@@ -26,6 +26,11 @@ public struct ExampleOptions: Sendable {
         }
     }
 
+    /// The text given for `--name`, or nil when it was not given.
+    public func string(_ name: String) -> String? {
+        values[name]
+    }
+
     /// The text given for `--name`, or `fallback`.
     public func string(_ name: String, default fallback: String) -> String {
         values[name] ?? fallback
