@@ -16,6 +16,8 @@ let package = Package(
         .executable(name: "c-uring-echo", targets: ["CUringEcho"]),
         .executable(name: "torus-echo", targets: ["TorusEcho"]),
         .executable(name: "nio-echo", targets: ["NIOEcho"]),
+        .executable(name: "torus-framed-echo", targets: ["TorusFramedEcho"]),
+        .executable(name: "nio-framed-echo", targets: ["NIOFramedEcho"]),
         .executable(name: "udp-loadgen", targets: ["UDPLoadGen"]),
         .executable(name: "torus-udp-echo", targets: ["TorusUDPEcho"]),
         .executable(name: "nio-udp-echo", targets: ["NIOUDPEcho"]),
@@ -25,6 +27,8 @@ let package = Package(
     dependencies: [
         .package(name: "Torus", path: ".."),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        // LineBasedFrameDecoder and LengthFieldBasedFrameDecoder for the framed NIO echo (`run --framed`).
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.0"),
         // The HTTP comparison for `run --http`; traits off: no swift-configuration, no Foundation extras.
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", exact: "2.28.1", traits: []),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.0", traits: ["MallocInterposer"]),
@@ -52,6 +56,24 @@ let package = Package(
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swift6
+        ),
+        // Torus framed echo server (`run --framed`): BufferedReader, `--framing line|length4`,
+        // `--reader zero-copy|copying`.
+        .executableTarget(
+            name: "TorusFramedEcho",
+            dependencies: [.product(name: "Torus", package: "Torus")],
+            swiftSettings: swift6
+        ),
+        // SwiftNIO framed echo server (`run --framed`): ByteToMessageHandler with NIOExtras'
+        // line or length-field decoder, then a handler that writes each frame back.
+        .executableTarget(
+            name: "NIOFramedEcho",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
             ],
             swiftSettings: swift6
         ),
