@@ -18,6 +18,8 @@ let package = Package(
         .executable(name: "nio-echo", targets: ["NIOEcho"]),
         .executable(name: "torus-framed-echo", targets: ["TorusFramedEcho"]),
         .executable(name: "nio-framed-echo", targets: ["NIOFramedEcho"]),
+        // Preloaded by `run --allocs` to count a server's heap allocations (LD_PRELOAD).
+        .library(name: "malloc-count", type: .dynamic, targets: ["MallocCount"]),
         .executable(name: "udp-loadgen", targets: ["UDPLoadGen"]),
         .executable(name: "torus-udp-echo", targets: ["TorusUDPEcho"]),
         .executable(name: "nio-udp-echo", targets: ["NIOUDPEcho"]),
@@ -77,6 +79,8 @@ let package = Package(
             ],
             swiftSettings: swift6
         ),
+        // Counts malloc & co. of a process it is preloaded into; reports on SIGUSR2.
+        .target(name: "MallocCount"),
         // UDP load generator: epoll, connected sockets with a window each, checks every byte.
         .executableTarget(name: "UDPLoadGen"),
         // Torus UDP echo server: one loop, zero-copy receive, send from the receive buffer.
