@@ -9,7 +9,6 @@ let swift6: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 
 let package = Package(
     name: "TorusBenchmarks",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "loadgen", targets: ["LoadGen"]),
         .executable(name: "idle-conns", targets: ["IdleConns"]),
