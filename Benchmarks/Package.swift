@@ -9,13 +9,16 @@ let swift6: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 
 let package = Package(
     name: "TorusBenchmarks",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "loadgen", targets: ["LoadGen"]),
         .executable(name: "idle-conns", targets: ["IdleConns"]),
         .executable(name: "c-uring-echo", targets: ["CUringEcho"]),
         .executable(name: "torus-echo", targets: ["TorusEcho"]),
         .executable(name: "nio-echo", targets: ["NIOEcho"]),
+        .executable(name: "torus-framed-echo", targets: ["TorusFramedEcho"]),
+        .executable(name: "nio-framed-echo", targets: ["NIOFramedEcho"]),
+        // Preloaded by `run --allocs` to count a server's heap allocations (LD_PRELOAD).
+        .library(name: "malloc-count", type: .dynamic, targets: ["MallocCount"]),
         .executable(name: "udp-loadgen", targets: ["UDPLoadGen"]),
         .executable(name: "torus-udp-echo", targets: ["TorusUDPEcho"]),
         .executable(name: "nio-udp-echo", targets: ["NIOUDPEcho"]),
@@ -25,6 +28,8 @@ let package = Package(
     dependencies: [
         .package(name: "Torus", path: ".."),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        // LineBasedFrameDecoder and LengthFieldBasedFrameDecoder for the framed NIO echo (`run --framed`).
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.0"),
         // The HTTP comparison for `run --http`; traits off: no swift-configuration, no Foundation extras.
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", exact: "2.28.1", traits: []),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.0", traits: ["MallocInterposer"]),
@@ -55,6 +60,26 @@ let package = Package(
             ],
             swiftSettings: swift6
         ),
+        // Torus framed echo server (`run --framed`): BufferedReader, `--framing line|length4`,
+        // `--reader zero-copy|copying`.
+        .executableTarget(
+            name: "TorusFramedEcho",
+            dependencies: [.product(name: "Torus", package: "Torus")],
+            swiftSettings: swift6
+        ),
+        // SwiftNIO framed echo server (`run --framed`): ByteToMessageHandler with NIOExtras'
+        // line or length-field decoder, then a handler that writes each frame back.
+        .executableTarget(
+            name: "NIOFramedEcho",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
+            ],
+            swiftSettings: swift6
+        ),
+        // Counts malloc & co. of a process it is preloaded into; reports on SIGUSR2.
+        .target(name: "MallocCount"),
         // UDP load generator: epoll, connected sockets with a window each, checks every byte.
         .executableTarget(name: "UDPLoadGen"),
         // Torus UDP echo server: one loop, zero-copy receive, send from the receive buffer.

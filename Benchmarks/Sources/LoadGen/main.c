@@ -2,6 +2,7 @@
 //
 //   loadgen --port P [--host 127.0.0.1] [--connections N] [--size BYTES] [--inflight K]
 //           [--warmup S] [--duration S] [--cpu C] [--server-pid PID] [--label TEXT]
+//           [--framing none|line|length4]
 //
 // One thread, pinned to --cpu. Opens N TCP connections to a loopback echo server. Each
 // connection sends messages of --size bytes; with --inflight 1 it waits for the full echo of a
@@ -9,6 +10,14 @@
 // (pipelined). Every echoed byte is compared with what was sent: message m of connection c is
 // a window, starting at offset (m * 7) % 251, of a pseudo-random pattern seeded by c, so lost,
 // duplicated, reordered or corrupted bytes all show up as errors.
+//
+// --framing makes each message a frame for a framed echo server; --size stays the whole wire
+// size of a message, so throughput compares with the unframed runs:
+//   none     (default) the message is the pattern window itself, as above.
+//   line     SIZE - 1 printable bytes of the window (the pattern is then made of 0x20...0x7E,
+//            so it never holds '\n' or '\r'), then '\n'.
+//   length4  a 4-byte big-endian length (SIZE - 4), then SIZE - 4 bytes of the window.
+// The echo must be byte for byte what was sent, framing included.
 //
 // Latency is measured per message from the moment its first byte was handed to the kernel to
 // the moment its last echoed byte was read, into a log-bucketed histogram (about 1.5%
@@ -42,6 +51,8 @@
 #define PATTERN_SLACK 256   // the pattern is size + PATTERN_SLACK bytes long
 #define OFFSET_MOD 251      // message m starts at (m * 7) % OFFSET_MOD in the pattern
 #define MAX_IOV 64
+
+enum framing { FRAMING_NONE, FRAMING_LINE, FRAMING_LENGTH4 };
 
 // ---------------------------------------------------------------------------------------------
 // Histogram: values in nanoseconds, 64 linear sub-buckets per power of two (HdrHistogram-like).
@@ -120,7 +131,13 @@ static struct {
     int cpu;
     int server_pid;
     const char *label;
-} opt = {"127.0.0.1", 0, 1, 64, 1, 1.0, 3.0, -1, 0, ""};
+    enum framing framing;
+} opt = {"127.0.0.1", 0, 1, 64, 1, 1.0, 3.0, -1, 0, "", FRAMING_NONE};
+
+// The 4-byte big-endian length prefix of every message with --framing length4 (all messages
+// have the same size, so one header serves them all).
+static uint8_t length_header[4];
+static const uint8_t newline = '\n';
 
 static histogram hist;
 static uint64_t errors;          // mismatched bytes
@@ -175,7 +192,9 @@ static void machine_cpu(double *busy, double *softirq) {
     fclose(f);
 }
 
-static void fill_pattern(uint8_t *p, size_t n, uint64_t seed) {
+// Fills the pattern of one connection; printable (0x20...0x7E) for line framing, so that no
+// byte of a line's body is a line ending.
+static void fill_pattern(uint8_t *p, size_t n, uint64_t seed, int printable) {
     uint64_t x = seed * 0x9E3779B97F4A7C15ULL + 0x632BE59BD9B4E019ULL;
     for (size_t i = 0; i < n; i++) {
         // splitmix64
@@ -183,12 +202,39 @@ static void fill_pattern(uint8_t *p, size_t n, uint64_t seed) {
         uint64_t z = x;
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
         z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-        p[i] = (uint8_t)(z ^ (z >> 31));
+        z ^= z >> 31;
+        p[i] = printable ? (uint8_t)(0x20 + z % 95) : (uint8_t)z;
     }
 }
 
 static inline const uint8_t *message_bytes(const connection *c, uint64_t m) {
     return c->pattern + (m * 7) % OFFSET_MOD;
+}
+
+// The bytes of message m from offset off on, as far as they are contiguous: sets *p and
+// returns how many (at least 1 while off < size). A message is the pattern window alone
+// (no framing), the window then '\n' (line), or the length header then the window
+// (length4); sending and checking both walk a message with this, segment by segment.
+static inline size_t message_segment(const connection *c, uint64_t m, size_t off, const uint8_t **p) {
+    switch (opt.framing) {
+    case FRAMING_LINE:
+        if (off < opt.size - 1) {
+            *p = message_bytes(c, m) + off;
+            return opt.size - 1 - off;
+        }
+        *p = &newline;
+        return 1;
+    case FRAMING_LENGTH4:
+        if (off < 4) {
+            *p = length_header + off;
+            return 4 - off;
+        }
+        *p = message_bytes(c, m) + (off - 4);
+        return opt.size - off;
+    default:
+        *p = message_bytes(c, m) + off;
+        return opt.size - off;
+    }
 }
 
 static int epfd;
@@ -223,11 +269,19 @@ static void pump_send(connection *c) {
         uint64_t m = c->next_send;
         size_t off = c->send_off;
         size_t requested = 0;
-        while (m < limit && n < MAX_IOV) {
-            iov[n].iov_base = (void *)(message_bytes(c, m) + off);
-            iov[n].iov_len = opt.size - off;
-            requested += opt.size - off;
-            n++;
+        // Whole messages only (a framed one takes up to two vectors); a message cut short by
+        // the vector limit goes out in the next writev.
+        int per_message = opt.framing == FRAMING_NONE ? 1 : 2;
+        while (m < limit && n + per_message <= MAX_IOV) {
+            while (off < opt.size) {
+                const uint8_t *p;
+                size_t len = message_segment(c, m, off, &p);
+                iov[n].iov_base = (void *)p;
+                iov[n].iov_len = len;
+                requested += len;
+                off += len;
+                n++;
+            }
             m++;
             off = 0;
         }
@@ -298,8 +352,10 @@ static void handle_readable(connection *c) {
                 return;
             }
             size_t want = sent - c->recv_off;
+            const uint8_t *expected;
+            size_t segment = message_segment(c, c->recv_msgs, c->recv_off, &expected);
+            if (want > segment) want = segment;  // compare one contiguous segment at a time
             size_t n = left < want ? left : want;
-            const uint8_t *expected = message_bytes(c, c->recv_msgs) + c->recv_off;
             if (memcmp(p, expected, n) != 0) count_mismatches(p, expected, n);
             else if (measuring) verified_bytes += n;
             p += n;
@@ -346,6 +402,7 @@ static void usage(const char *msg) {
     fprintf(stderr,
             "usage: loadgen --port P [--host 127.0.0.1] [--connections N] [--size BYTES] [--inflight K]\n"
             "               [--warmup SECONDS] [--duration SECONDS] [--cpu C] [--server-pid PID] [--label TEXT]\n"
+            "               [--framing none|line|length4]\n"
             "The host must be a loopback address (127.0.0.0/8, ::1 or localhost).\n");
     exit(2);
 }
@@ -367,6 +424,12 @@ static void parse(int argc, char **argv) {
         else if (strcmp(f, "--cpu") == 0) opt.cpu = (int)strtol(v, &end, 10);
         else if (strcmp(f, "--server-pid") == 0) opt.server_pid = (int)strtol(v, &end, 10);
         else if (strcmp(f, "--label") == 0) opt.label = v;
+        else if (strcmp(f, "--framing") == 0) {
+            if (strcmp(v, "none") == 0) opt.framing = FRAMING_NONE;
+            else if (strcmp(v, "line") == 0) opt.framing = FRAMING_LINE;
+            else if (strcmp(v, "length4") == 0) opt.framing = FRAMING_LENGTH4;
+            else usage("--framing must be none, line or length4");
+        }
         else usage("unknown option");
     }
     if (opt.port <= 0 || opt.port > 65535) usage("--port must be 1...65535");
@@ -374,6 +437,15 @@ static void parse(int argc, char **argv) {
     if (opt.size < 1 || opt.size > (64u << 20)) usage("--size must be 1...67108864");
     if (opt.inflight < 1 || opt.inflight > 4096) usage("--inflight must be 1...4096");
     if (opt.warmup < 0 || opt.duration <= 0) usage("--warmup must be >= 0 and --duration > 0");
+    if (opt.framing == FRAMING_LINE && opt.size < 2) usage("--framing line needs --size 2 or more");
+    if (opt.framing == FRAMING_LENGTH4 && opt.size < 5) usage("--framing length4 needs --size 5 or more");
+    if (opt.framing == FRAMING_LENGTH4) {
+        uint32_t length = (uint32_t)(opt.size - 4);
+        length_header[0] = (uint8_t)(length >> 24);
+        length_header[1] = (uint8_t)(length >> 16);
+        length_header[2] = (uint8_t)(length >> 8);
+        length_header[3] = (uint8_t)length;
+    }
 }
 
 static void raise_nofile(rlim_t want) {
@@ -423,7 +495,7 @@ int main(int argc, char **argv) {
             perror("loadgen: malloc");
             return 1;
         }
-        fill_pattern(c->pattern, opt.size + PATTERN_SLACK, (uint64_t)i + 1);
+        fill_pattern(c->pattern, opt.size + PATTERN_SLACK, (uint64_t)i + 1, opt.framing == FRAMING_LINE);
         c->fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (c->fd < 0) {
             perror("loadgen: socket");
@@ -514,11 +586,12 @@ int main(int argc, char **argv) {
     double maxl = hist.max / 1e3;
     double server_us_per_msg = (server_cpu >= 0 && window_msgs) ? server_cpu * 1e6 / (double)window_msgs : -1;
 
-    printf("RESULT label=%s connections=%d size=%zu inflight=%d duration_s=%.3f msgs=%llu msgs_per_s=%.0f "
+    static const char *framing_names[] = {"none", "line", "length4"};
+    printf("RESULT label=%s framing=%s connections=%d size=%zu inflight=%d duration_s=%.3f msgs=%llu msgs_per_s=%.0f "
            "mb_per_s=%.2f p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f verified_bytes=%llu errors=%llu "
            "closed=%llu conn_min_msgs=%llu conn_max_msgs=%llu client_cpu_s=%.3f client_cpu_pct=%.1f "
            "server_cpu_s=%.3f server_us_per_msg=%.3f server_cpu_pct=%.1f softirq_cpu_pct=%.1f other_cpu_pct=%.1f\n",
-           opt.label[0] ? opt.label : "-", opt.connections, opt.size, opt.inflight, elapsed,
+           opt.label[0] ? opt.label : "-", framing_names[opt.framing], opt.connections, opt.size, opt.inflight, elapsed,
            (unsigned long long)window_msgs, msgs_per_s, mb_per_s, p50, p99, p999, maxl,
            (unsigned long long)verified_bytes, (unsigned long long)errors, (unsigned long long)closed_conns,
            (unsigned long long)conn_min, (unsigned long long)conn_max, client_cpu, 100.0 * client_cpu / elapsed,
