@@ -112,9 +112,7 @@ public final class BufferedReader<Stream: ByteStream> {
     ) async throws -> Result? {
         try begin()
         defer { isReading = false }
-        guard let (payload, consumed) = try await locate(limit: framing.maxLength, timeout: timeout, { bytes, atEnd throws(TorusError) in
-            try framing.frame(in: bytes, atEnd: atEnd)
-        }) else { return nil }
+        guard let (payload, consumed) = try await locate(framing, timeout: timeout) else { return nil }
         defer { consume(consumed) }
         // Made afresh from its address, so that the compiler sees a value of its own, not
         // part of this reader's state: `body` runs isolated like the caller anyway, and the
@@ -244,9 +242,7 @@ public final class BufferedReader<Stream: ByteStream> {
     ) async throws -> Result? {
         try begin()
         defer { isReading = false }
-        guard let (payload, consumed) = try await locate(limit: framing.maxLength, timeout: timeout, { bytes, atEnd throws(TorusError) in
-            try framing.frame(in: bytes, atEnd: atEnd)
-        }) else { return nil }
+        guard let (payload, consumed) = try await locate(framing, timeout: timeout) else { return nil }
         let result = copy(UnsafeRawBufferPointer(rebasing: unread[payload]))
         consume(consumed)
         return result
@@ -274,19 +270,40 @@ public final class BufferedReader<Stream: ByteStream> {
         while true {
             let bytes = unread
             if let found = try find(bytes, reachedEnd) { return found }
-            if reachedEnd {
-                guard bytes.count == 0 else {
-                    throw TorusError(.truncatedFrame, operation: .read, detail: "the stream ended after \(bytes.count) bytes of an unfinished frame")
-                }
-                return nil
-            }
-            // A frame (framing included) can take a little more than its payload's limit;
-            // past that much, no frame is coming that the limit allows.
-            if bytes.count > limit &+ 16 {
-                throw TorusError(.frameTooLong, operation: .read, detail: "\(bytes.count) bytes held and still no whole frame; the limit is \(limit)")
-            }
+            guard try mayHoldFrame(bytes, limit: limit) else { return nil }
             try await fill(deadline: deadline, timeout: timeout)
         }
+    }
+
+    /// `locate(limit:timeout:_:)` for a `Framing`, without a closure: a closure capturing the
+    /// framing, passed to an async function, cost a heap allocation per frame.
+    private func locate(
+        _ framing: Framing, timeout: Duration?, isolation: isolated (any Actor)? = #isolation
+    ) async throws -> (payload: Range<Int>, consumed: Int)? {
+        let deadline = timeout.map { ContinuousClock.now + $0 }
+        while true {
+            let bytes = unread
+            if let found = try framing.frame(in: bytes, atEnd: reachedEnd) { return found }
+            guard try mayHoldFrame(bytes, limit: framing.maxLength) else { return nil }
+            try await fill(deadline: deadline, timeout: timeout)
+        }
+    }
+
+    /// After no frame was found in `bytes` (the unread bytes): false at a clean end of
+    /// stream, true when receiving more may complete one; throws when it cannot.
+    private func mayHoldFrame(_ bytes: UnsafeRawBufferPointer, limit: Int) throws(TorusError) -> Bool {
+        if reachedEnd {
+            guard bytes.count == 0 else {
+                throw TorusError(.truncatedFrame, operation: .read, detail: "the stream ended after \(bytes.count) bytes of an unfinished frame")
+            }
+            return false
+        }
+        // A frame (framing included) can take a little more than its payload's limit; past
+        // that much, no frame is coming that the limit allows.
+        if bytes.count > limit &+ 16 {
+            throw TorusError(.frameTooLong, operation: .read, detail: "\(bytes.count) bytes held and still no whole frame; the limit is \(limit)")
+        }
+        return true
     }
 
     /// Receives once more: the bytes become the chunk (nothing was unread) or join the

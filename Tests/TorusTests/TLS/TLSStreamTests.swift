@@ -193,5 +193,40 @@ extension TorusTests {
             #expect(ContinuousClock.now - started < .seconds(10))
             await stream.close()
         }
+    
+        @Test func aCancelledReadEndsWithCancellationErrorAndTheStreamReadsOn() async throws {
+            let certificates = TestCertificates.shared
+            let outcome = try await handshake(server: try await certificates.serverContext(),
+                                              client: try await certificates.clientContext())
+            let client = outcome.clientStream
+            let reading = Task { try await client.receive()?.count }
+            // The read is waiting once a later call on the same loop has run (the loop runs
+            // jobs in order), as startPendingRead does for connections.
+            for _ in 0..<4 { _ = await client.isEstablished }
+            reading.cancel()
+            await #expect(throws: CancellationError.self) { try await reading.value }
+            // Nothing was lost: the next read gets what the server writes now.
+            try await outcome.serverStream.write("after\n")
+            #expect(try await BufferedReader(client).readLine() == "after")
+            await client.close()
+            await outcome.serverStream.close()
+        }
+
+        @Test func aWriteThatTimesOutBreaksTheWriteSideForGood() async throws {
+            let certificates = TestCertificates.shared
+            let outcome = try await handshake(server: try await certificates.serverContext(),
+                                              client: try await certificates.clientContext())
+            // The server never reads: 32 MiB cannot all be accepted in 200 ms.
+            let big = [UInt8](repeating: 0x61, count: 32 * 1024 * 1024)
+            let first = await torusError { try await outcome.clientStream.write(big, timeout: .milliseconds(200)) }
+            #expect(first?.kind == .timedOut, "\(String(describing: first))")
+            // A TLS record stream cannot skip a record: every later write fails the same way.
+            let second = await torusError { try await outcome.clientStream.write("more", timeout: .seconds(1)) }
+            #expect(second?.kind == .timedOut)
+            let third = await torusError { try await outcome.clientStream.send("more") }
+            #expect(third?.kind == .timedOut)
+            await outcome.clientStream.close()
+            await outcome.serverStream.close()
+        }
     }
 }
