@@ -176,7 +176,7 @@ func main() async -> Int32 {
     }
     raiseDescriptorLimit()
     do {
-        let group = try EventLoopGroup(loopCount: 1)
+        let group = try EventLoopGroup(loopCount: 1, configuration: arguments.configuration)
         let loop = group.loops[0]
         let listener = try await Listener(
             bindingTo: SocketAddress(host: arguments.host, port: arguments.port),
