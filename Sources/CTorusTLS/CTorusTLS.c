@@ -113,6 +113,15 @@ uint8_t *torus_tls_take_output(torus_tls_transport *transport, size_t *length) {
     return output;
 }
 
+void torus_tls_reset_output(torus_tls_transport *transport, size_t keep_capacity) {
+    transport->output_length = 0;
+    if (transport->output_capacity > keep_capacity) {
+        free(transport->output);
+        transport->output = NULL;
+        transport->output_capacity = 0;
+    }
+}
+
 int torus_tls_ex_data_index(void) {
     pthread_once(&setup_once, setup);
     return ex_data_index;

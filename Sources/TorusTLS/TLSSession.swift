@@ -1,4 +1,5 @@
 internal import CTorusTLS
+import Torus
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -76,6 +77,17 @@ final class TLSSession {
         var length = 0
         guard let bytes = torus_tls_take_output(transport, &length) else { return nil }
         return Output(bytes: bytes, count: length)
+    }
+
+    /// A copy of the encrypted bytes OpenSSL wrote so far, for a queued send (nil when there
+    /// are none). The transport keeps its buffer for the next records, so a stream that sends
+    /// small messages does not allocate a record-sized buffer for each.
+    func copyOutput() -> ReceivedBytes? {
+        let pending = transport.pointee
+        guard pending.output_length > 0, let output = pending.output else { return nil }
+        let bytes = ReceivedBytes(copying: UnsafeRawBufferPointer(start: output, count: pending.output_length))
+        torus_tls_reset_output(transport, 64 * 1024)
+        return bytes
     }
 
     /// Encrypted bytes to send, freed when dropped.

@@ -367,9 +367,9 @@ public actor TLSStream: ByteStream {
         try checkWritable()
         guard bytes.count > 0 else { return }
         try bytes.withUnsafeBytes { try encrypt($0) }
-        let output = try encryptedOutput()
+        guard let records = session.copyOutput() else { throw noRecord() }
         do {
-            try await connection.send(ReceivedBytes(copying: output.buffer))
+            try await connection.send(records)
         } catch {
             writeFailure = error
             throw error
@@ -407,23 +407,25 @@ public actor TLSStream: ByteStream {
         }
     }
 
-    /// The records ``encrypt(_:)`` made.
+    /// The records ``encrypt(_:)`` made, handed over.
     private func encryptedOutput() throws -> TLSSession.Output {
-        guard let output = session.takeOutput() else {
-            let failure = TLSError(.protocolViolation, step: .write, detail: "OpenSSL wrote no record")
-            writeFailure = failure
-            throw failure
-        }
+        guard let output = session.takeOutput() else { throw noRecord() }
         return output
+    }
+
+    private func noRecord() -> TLSError {
+        let failure = TLSError(.protocolViolation, step: .write, detail: "OpenSSL wrote no record")
+        writeFailure = failure
+        return failure
     }
 
     /// Queues whatever OpenSSL wrote while reading (a key update's answer, an alert, a session
     /// ticket's acknowledgement), in order with the writes, without waiting for it to go out.
     /// A failure breaks the write side and shows on the next write.
     private func sendOutputQueued() async {
-        guard let output = session.takeOutput() else { return }
+        guard let records = session.copyOutput() else { return }
         do {
-            try await connection.send(ReceivedBytes(copying: output.buffer))
+            try await connection.send(records)
         } catch {
             if writeFailure == nil { writeFailure = error }
         }
@@ -455,8 +457,8 @@ public actor TLSStream: ByteStream {
             sentCloseNotify = true
             ERR_clear_error()
             _ = SSL_shutdown(session.ssl)
-            if let output = session.takeOutput() {
-                try? await connection.send(ReceivedBytes(copying: output.buffer))
+            if let records = session.copyOutput() {
+                try? await connection.send(records)
             }
         }
         await connection.close()

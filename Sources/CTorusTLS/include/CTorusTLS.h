@@ -42,6 +42,10 @@ SSL *torus_tls_new_ssl(SSL_CTX *context, torus_tls_transport *transport);
 /// transport starts a new output buffer. NULL (and 0) when there are none.
 uint8_t *torus_tls_take_output(torus_tls_transport *transport, size_t *length);
 
+/// Forgets the bytes OpenSSL wrote so far (the caller copied them), keeping the buffer for
+/// the next records unless it grew past `keep_capacity` bytes.
+void torus_tls_reset_output(torus_tls_transport *transport, size_t keep_capacity);
+
 // MARK: Macros of OpenSSL, as functions
 
 int torus_tls_set_min_version(SSL_CTX *context, int version);
