@@ -1,6 +1,7 @@
 import Testing
 import Torus
 import TorusTLS
+import MetricsTestKit
 
 extension TorusTests {
     /// TLS between a Torus client and a Torus server: versions, data both ways, close_notify,
@@ -227,6 +228,31 @@ extension TorusTests {
             #expect(third?.kind == .timedOut)
             await outcome.clientStream.close()
             await outcome.serverStream.close()
+        }
+    
+        @Test func aFailedHandshakeIsCountedByKindAndTheServerServesOn() async throws {
+            let certificates = TestCertificates.shared
+            let metrics = TestMetrics()
+            let listener = try await Listener(bindingTo: .ipv4(.loopback, port: 0))
+            let server = Server(listener: listener, configuration: .init(metricsFactory: metrics))
+            let context = try await certificates.serverContext()
+            let serving = Task { try await server.run(tls: context, echoLines) }
+            let port = listener.localAddress.port!
+            // A client that does not trust the server: it sends an alert and leaves.
+            let untrusting = try TLSContext(.client())
+            await expectTLSError(.untrustedCertificate) {
+                try await TLSStream.connect(host: "localhost", port: port, context: untrusting)
+            }
+            // Wait for that handler to end (no timer), then check the server still serves.
+            while server.connectionCount > 0 { await Task.yield() }
+            let stream = try await TLSStream.connect(host: "localhost", port: port, context: try await certificates.clientContext())
+            try await stream.send("ok\n")
+            #expect(try await BufferedReader(stream).readLine() == "ok")
+            await stream.close()
+            server.shutdown()
+            try await serving.value
+            let dimensions = [("listener", "\(listener.localAddress)"), ("kind", "tls: alert received")]
+            #expect(try metrics.expectCounter("torus.connection.errors", dimensions).totalValue == 1)
         }
     }
 }
