@@ -152,12 +152,14 @@ extension TorusTests {
             let address = SocketAddress.ipv4(.loopback, port: port)
             let idleTimeout: Duration = .milliseconds(300)
 
-            // A head that stops: closed after the idle timeout, with no answer.
+            // A head that stops: closed after the idle timeout, with no answer. The server's
+            // clock for it starts when the connection is accepted, so this one starts before
+            // the connect.
+            let start = ContinuousClock.now
             let silent = try await Connection.connect(to: address)
             let trickler = try await Connection.connect(to: address)
             let stop = Gate()
             async let trickled = Self.trickle(on: trickler, after: Self.headStart, every: idleTimeout / 3, until: stop)
-            let start = ContinuousClock.now
             try await silent.write(Self.headStart)
             #expect(try await silent.read() == nil, "closed without an answer")
             #expect(ContinuousClock.now - start >= idleTimeout)

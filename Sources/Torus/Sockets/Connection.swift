@@ -48,6 +48,9 @@ public actor Connection {
     @exclusivity(unchecked) private var brokenWrite: BrokenWrite?
     /// Bytes written by waiting writes (`write(_:)`); the outbox and the receiver count theirs.
     @exclusivity(unchecked) private var bytesWritten: UInt64 = 0
+    /// Whether the end of stream, once reached, was a clean one (see `checkEndOfStream`).
+    private var endOfStream = EndOfStream.unchecked
+    private enum EndOfStream { case unchecked, clean, aborted }
     /// The multishot receive and the bytes it queued for the reader (also drained from
     /// `Connection+Draining.swift`).
     let receiver: Receiver
@@ -255,7 +258,10 @@ public actor Connection {
         defer { isReading = false }
         let deadline = timeout.map { ContinuousClock.now + $0 }
         while !receiver.hasData {
-            if receiver.reachedEnd { return }
+            if receiver.reachedEnd {
+                try checkEndOfStream()
+                return
+            }
             if let failure = receiver.failure { throw readFailure(errno: failure) }
             var remaining: Duration?
             if let deadline, let timeout {
@@ -264,6 +270,20 @@ public actor Connection {
             }
             let reason = await receiver.wait(timeout: remaining)
             if reason != .changed { throw readWakeFailure(reason, timeout: timeout) }
+        }
+    }
+
+    /// Throws if the end of stream is really an abort: a reset (or a keep-alive or user
+    /// timeout) whose error went to a write in flight, leaving the read only the end. Looked up
+    /// once, at the first end of stream.
+    private func checkEndOfStream() throws {
+        if endOfStream == .unchecked {
+            let aborted = isTCP && !isOutputShutDown && !receiver.isDraining && SocketSyscalls.wasAborted(fd)
+            endOfStream = aborted ? .aborted : .clean
+        }
+        if endOfStream == .aborted {
+            throw TorusError(.connectionReset, operation: .read, errno: ECONNRESET, address: remoteAddress,
+                             detail: "the connection was reset or aborted (its error went to a write in flight)")
         }
     }
 
@@ -683,6 +703,15 @@ public actor Connection {
         try checkOpen(.setOption)
         guard isTCP else { return }
         try ConnectionOptions.setKeepAlive(fd, keepAlive)
+    }
+
+    /// Sets how long sent bytes may stay unacknowledged before the kernel gives up on the
+    /// connection (`TCP_USER_TIMEOUT`, see ``ConnectionOptions/userTimeout``); nil restores
+    /// the kernel's default. Does nothing on a Unix-domain connection.
+    public func setUserTimeout(_ timeout: Duration?) throws {
+        try checkOpen(.setOption)
+        guard isTCP else { return }
+        try ConnectionOptions.setUserTimeout(fd, timeout)
     }
 
     /// Sets the kernel's send buffer size (`SO_SNDBUF`).

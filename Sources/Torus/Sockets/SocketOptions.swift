@@ -8,6 +8,12 @@ public struct ConnectionOptions: Sendable, Hashable {
     public var noDelay: Bool = true
     /// TCP keep-alive probing, off by default.
     public var keepAlive: KeepAlive? = nil
+    /// How long sent bytes may stay unacknowledged (and, with ``keepAlive``, probes
+    /// unanswered) before the kernel gives up on the connection (`TCP_USER_TIMEOUT`): a peer
+    /// that went silent then fails the reads and writes in flight with
+    /// ``TorusError/Kind/timedOut``. Nil keeps the kernel's default (about 15 minutes of
+    /// retransmissions). Whole milliseconds, at least one.
+    public var userTimeout: Duration? = nil
     /// Kernel send buffer size in bytes (`SO_SNDBUF`); nil leaves the system default.
     public var sendBufferSize: Int? = nil
     /// Kernel receive buffer size in bytes (`SO_RCVBUF`); nil leaves the system default.
@@ -30,6 +36,7 @@ public struct ConnectionOptions: Sendable, Hashable {
     public init(
         noDelay: Bool = true,
         keepAlive: KeepAlive? = nil,
+        userTimeout: Duration? = nil,
         sendBufferSize: Int? = nil,
         receiveBufferSize: Int? = nil,
         readTimeout: Duration? = nil,
@@ -38,6 +45,7 @@ public struct ConnectionOptions: Sendable, Hashable {
     ) {
         self.noDelay = noDelay
         self.keepAlive = keepAlive
+        self.userTimeout = userTimeout
         self.sendBufferSize = sendBufferSize
         self.receiveBufferSize = receiveBufferSize
         self.readTimeout = readTimeout
@@ -76,6 +84,9 @@ public struct ConnectionOptions: Sendable, Hashable {
             if let keepAlive {
                 try Self.setKeepAlive(fd, keepAlive)
             }
+            if let userTimeout {
+                try Self.setUserTimeout(fd, userTimeout)
+            }
         }
         if let sendBufferSize {
             try SocketSyscalls.setOption(fd, level: SOL_SOCKET, name: SO_SNDBUF, CInt(clamping: sendBufferSize))
@@ -83,6 +94,15 @@ public struct ConnectionOptions: Sendable, Hashable {
         if let receiveBufferSize {
             try SocketSyscalls.setOption(fd, level: SOL_SOCKET, name: SO_RCVBUF, CInt(clamping: receiveBufferSize))
         }
+    }
+
+    static func setUserTimeout(_ fd: CInt, _ timeout: Duration?) throws(TorusError) {
+        // 0 is the kernel's default.
+        let milliseconds = timeout.map { $0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000 } ?? 0
+        guard timeout == nil || (milliseconds >= 1 && milliseconds <= Int64(CInt.max)) else {
+            throw TorusError(.invalidArgument, operation: .setOption, detail: "TCP_USER_TIMEOUT needs 1 ms to \(CInt.max) ms, not \(timeout!)")
+        }
+        try SocketSyscalls.setOption(fd, level: Int32(IPPROTO_TCP), name: TCP_USER_TIMEOUT, CInt(milliseconds))
     }
 
     static func setKeepAlive(_ fd: CInt, _ keepAlive: KeepAlive?) throws(TorusError) {

@@ -70,4 +70,16 @@ enum SocketSyscalls {
         guard rc == 0 else { return nil }
         return SocketAddress(storage, length: length)
     }
+
+    /// Whether the kernel aborted the TCP connection on `fd`: it is in TCP_CLOSE, which a
+    /// clean end of stream never leads to while this side's write side is open (a peer's FIN
+    /// leaves CLOSE_WAIT). A reset or a timeout does; its error goes to whichever call sees it
+    /// first, so a read that comes second finds only end of stream, and this tells the two
+    /// apart.
+    static func wasAborted(_ fd: CInt) -> Bool {
+        var info = tcp_info()
+        var length = socklen_t(MemoryLayout<tcp_info>.size)
+        guard getsockopt(fd, Int32(IPPROTO_TCP), TCP_INFO, &info, &length) == 0 else { return false }
+        return Int(info.tcpi_state) == TCP_CLOSE
+    }
 }
