@@ -36,7 +36,8 @@ enum FaultHosts {
         try await startPeer(port: port, "socat -d -d TCP4-LISTEN:\(port),reuseaddr,rcvbuf=4096 SYSTEM:'sleep 120'")
     }
 
-    private static func startPeer(port: UInt16, _ command: String) async throws -> ChildProcess {
+    /// A program in the server namespace, once it prints "listening on".
+    static func startPeer(port: UInt16, _ command: String) async throws -> ChildProcess {
         let peer = try inServer(command)
         let listening = await onPOSIXThread { peer.read(until: { $0.contains("listening on") }, timeout: .seconds(10)) }
         guard listening else { throw TestFailure("the peer did not start: \(command): \(peer.outputText)") }
@@ -58,6 +59,14 @@ enum FaultHosts {
         chain input { type filter hook input priority 0; policy accept; ip saddr \(client) drop; }
         chain output { type filter hook output priority 0; policy accept; ip daddr \(client) drop; }
         """
+
+    /// `percent`% of the UDP datagrams to and from `port` dropped at random, each way.
+    static func udpLoss(port: UInt16, percent: Int) -> String {
+        """
+        chain input { type filter hook input priority 0; policy accept; udp dport \(port) numgen random mod 100 < \(percent) drop; }
+        chain output { type filter hook output priority 0; policy accept; udp sport \(port) numgen random mod 100 < \(percent) drop; }
+        """
+    }
 
     /// The client's TCP packets to `port` answered with a reset.
     static func resets(port: UInt16) -> String {
