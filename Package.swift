@@ -13,6 +13,8 @@ let package = Package(
         .library(name: "Torus", targets: ["Torus"]),
         .library(name: "TorusServiceLifecycle", targets: ["TorusServiceLifecycle"]),
         .library(name: "TorusTLS", targets: ["TorusTLS"]),
+        // The examples' protocol code, as a product only for the fuzz package (Fuzz/).
+        .library(name: "ExampleProtocols", targets: ["ExampleProtocols"]),
         .executable(name: "echo-server", targets: ["EchoServer"]),
         .executable(name: "echo-client", targets: ["EchoClient"]),
         .executable(name: "udp-echo-server", targets: ["UDPEchoServer"]),
