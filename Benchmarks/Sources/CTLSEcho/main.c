@@ -2,13 +2,16 @@
 // the bulk cell of `Benchmarks/run --https` (echo-server --tls-cert ... beside it).
 //
 //   c-tls-echo --tls-cert FILE --tls-key FILE [--host 127.0.0.1] [--port 0] [--buffer 16384]
+//              [--release-buffers 0|1]
 //
 // One thread, blocking sockets, one connection at a time: accept, SSL_accept, then SSL_read
 // into one buffer and SSL_write of what was read, until the peer ends the stream; then
 // SSL_shutdown and the next connection. OpenSSL's defaults otherwise (TLS 1.2 to 1.3, its
 // cipher order, session tickets), with the socket BIO OpenSSL makes for the descriptor, so
 // this is OpenSSL's own record layer and socket I/O with nothing around it. Prints
-// "listening on PORT". SIGTERM ends it (default action). Loopback is not enforced: the
+// "listening on PORT". `--release-buffers 1` sets SSL_MODE_RELEASE_BUFFERS, as TorusTLS does
+// (OpenSSL frees a connection's record buffers whenever they are empty), to measure what that
+// costs on its own. SIGTERM ends it (default action). Loopback is not enforced: the
 // script binds it to 127.0.0.1.
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,7 +28,8 @@
 #include <openssl/ssl.h>
 
 static void usage(void) {
-    fprintf(stderr, "usage: c-tls-echo --tls-cert FILE --tls-key FILE [--host ADDRESS] [--port PORT] [--buffer BYTES]\n");
+    fprintf(stderr, "usage: c-tls-echo --tls-cert FILE --tls-key FILE [--host ADDRESS] [--port PORT] [--buffer BYTES]\n"
+                    "                  [--release-buffers 0|1]\n");
     exit(2);
 }
 
@@ -64,7 +68,7 @@ static void serve(SSL_CTX *context, int fd, unsigned char *buffer, int size) {
 
 int main(int argc, char **argv) {
     const char *host = "127.0.0.1", *cert = NULL, *key = NULL;
-    int port = 0, size = 16384;
+    int port = 0, size = 16384, release_buffers = 0;
     for (int i = 1; i < argc; i += 2) {
         if (i + 1 >= argc) usage();
         if (strcmp(argv[i], "--host") == 0) host = argv[i + 1];
@@ -72,6 +76,7 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--tls-cert") == 0) cert = argv[i + 1];
         else if (strcmp(argv[i], "--tls-key") == 0) key = argv[i + 1];
         else if (strcmp(argv[i], "--buffer") == 0) size = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--release-buffers") == 0) release_buffers = atoi(argv[i + 1]);
         else usage();
     }
     if (cert == NULL || key == NULL || size <= 0) usage();
@@ -80,6 +85,7 @@ int main(int argc, char **argv) {
     SSL_CTX *context = SSL_CTX_new(TLS_server_method());
     if (context == NULL) fail_ssl("cannot make a context");
     SSL_CTX_set_min_proto_version(context, TLS1_2_VERSION);
+    if (release_buffers) SSL_CTX_set_mode(context, SSL_MODE_RELEASE_BUFFERS);
     if (SSL_CTX_use_certificate_chain_file(context, cert) != 1) fail_ssl("cannot load the certificate chain");
     if (SSL_CTX_use_PrivateKey_file(context, key, SSL_FILETYPE_PEM) != 1) fail_ssl("cannot load the private key");
     if (SSL_CTX_check_private_key(context) != 1) fail_ssl("the key is not the certificate's");
