@@ -24,6 +24,10 @@ let package = Package(
         .executable(name: "nio-udp-echo", targets: ["NIOUDPEcho"]),
         .executable(name: "hummingbird-hello", targets: ["HummingbirdHello"]),
         .executable(name: "nio-http-hello", targets: ["NIOHTTPHello"]),
+        .executable(name: "nio-https-hello", targets: ["NIOHTTPSHello"]),
+        .executable(name: "c-tls-echo", targets: ["CTLSEcho"]),
+        .executable(name: "tls-bulk", targets: ["TLSBulk"]),
+        .executable(name: "tls-conns", targets: ["TLSConnLoad"]),
     ],
     dependencies: [
         .package(name: "Torus", path: ".."),
@@ -32,6 +36,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.0"),
         // The HTTP comparison for `run --http`; traits off: no swift-configuration, no Foundation extras.
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", exact: "2.28.1", traits: []),
+        // The TLS comparison for `run --https`: NIOSSLServerHandler in front of the raw NIO server.
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.0", traits: ["MallocInterposer"]),
     ],
     targets: [
@@ -116,6 +122,36 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swift6
+        ),
+        // nio-http-hello with NIOSSLServerHandler first in the pipeline (`run --https`): NIOSSL
+        // (BoringSSL) against Torus's TorusTLS (the system's OpenSSL 3).
+        .executableTarget(
+            name: "NIOHTTPSHello",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: swift6
+        ),
+        // Plain C OpenSSL echo server, blocking, one connection at a time: "OpenSSL doing the
+        // same work" as echo-server --tls-cert in `run --https`'s bulk cell.
+        .executableTarget(
+            name: "CTLSEcho",
+            linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]
+        ),
+        // Plain C OpenSSL bulk client for `run --https`: one TLS connection, sends N MiB in
+        // chunks with a window in flight, reads the echo back and checks every byte.
+        .executableTarget(
+            name: "TLSBulk",
+            linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]
+        ),
+        // Plain C OpenSSL new-connections client for `run --https`: N connections at once, each
+        // one full handshake (no session kept or offered) and one `Connection: close` request.
+        .executableTarget(
+            name: "TLSConnLoad",
+            linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]
         ),
         // package-benchmark micro-benchmarks: `swift package --package-path Benchmarks benchmark`.
         .executableTarget(
