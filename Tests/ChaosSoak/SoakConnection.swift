@@ -298,7 +298,7 @@ final class SoakConnection {
     var state: String {
         "port \(localPort), \(phase.rawValue), sent \(sent), received \(received), message \(messageIndex + 1)/\(messageCount)"
             + (outputShutDown ? ", write side shut down" : "") + (finishing ? ", finishing" : "")
-            + (tls.map { ", TLS \($0.isTLS13 ? "1.3" : "1.2"), \($0.outgoing.count) B ciphertext queued" } ?? "")
+            + (tls.map { ", \(phase == .open ? ($0.isTLS13 ? "TLS 1.3" : "TLS 1.2") : "TLS not negotiated yet"), \($0.outgoing.count) B ciphertext queued" } ?? "")
             + (renegotiating ? ", renegotiating" : "")
     }
 
