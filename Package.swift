@@ -149,11 +149,19 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         // The chaos soak client (scripts/chaos-soak.sh): plain POSIX sockets, independent of
-        // Torus, against the example servers.
+        // Torus, against the example servers; over TLS through OpenSSL itself (CChaosSoakTLS),
+        // never through TorusTLS, so that a TLS bug on both sides cannot cancel out.
         .executableTarget(
             name: "ChaosSoak",
+            dependencies: ["CChaosSoakTLS"],
             path: "Tests/ChaosSoak",
             swiftSettings: strictSwift
+        ),
+        // The soak client's wrappers for OpenSSL's macros; its own, not CTorusTLS.
+        .target(
+            name: "CChaosSoakTLS",
+            path: "Tests/ChaosSoakTLS",
+            linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]
         ),
         .testTarget(
             name: "ExampleProtocolsTests",

@@ -161,6 +161,10 @@ void torus_tls_set_safe_options(SSL_CTX *context) {
     SSL_CTX_set_min_proto_version(context, TLS1_2_VERSION);
 }
 
+void torus_tls_set_server_session_cache_size(SSL_CTX *context, long size) {
+    SSL_CTX_sess_set_cache_size(context, size);
+}
+
 void torus_tls_disable_resumption(SSL_CTX *context) {
     SSL_CTX_set_options(context, SSL_OP_NO_TICKET);
     SSL_CTX_set_session_cache_mode(context, SSL_SESS_CACHE_OFF);

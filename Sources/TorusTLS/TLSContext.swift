@@ -148,6 +148,10 @@ public final class TLSContext: Sendable {
             // another configuration) is not taken.
             let id: [UInt8] = Array("torus".utf8)
             SSL_CTX_set_session_id_context(pointer, id, UInt32(id.count))
+            // Tickets carry TLS 1.3 sessions and most TLS 1.2 ones; the server-side cache is
+            // for TLS 1.2 clients without tickets. OpenSSL's default (20,480 sessions) grew a
+            // server's memory by tens of MiB under the TLS chaos soak; 1,024 bounds it.
+            torus_tls_set_server_session_cache_size(pointer, 1024)
         } else {
             torus_tls_set_client_session_cache(pointer)
             torus_tls_set_new_session_callback(pointer, { ssl, session in

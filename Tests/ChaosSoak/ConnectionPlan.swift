@@ -41,20 +41,31 @@ struct ConnectionPlan {
     /// Pauses of the writer, in stream order (empty unless a stalled writer).
     let stalls: [Stall]
     let totalBytes: Int
+    /// Over TLS: the version offered and the TLS-level misbehaviour; nil on plaintext.
+    let tls: TLSPlan?
 
-    init(serial: Int, seed: UInt64, options: SoakOptions) {
+    /// The plan of connection `serial`. `honest`: a well-behaved connection whatever the draw
+    /// (ping-pong, no pauses, closed once everything came back; over TLS a full handshake and
+    /// close_notify), as the check that the server still serves after the run uses.
+    init(serial: Int, seed: UInt64, options: SoakOptions, honest: Bool = false) {
         var random = SplitMix64(seed: SplitMix64.derive(seed, stream: 1, index: serial))
         self.serial = serial
+        let tls = options.tlsCA == nil ? nil
+            : TLSPlan(serial: serial, seed: seed, mix: honest ? options.tlsMix.honestOnly : options.tlsMix)
+        self.tls = tls
         let roll = Int.random(in: 0..<100, using: &random)
         let mix = options.mix
-        ending =
+        let drawn: Ending =
             roll < mix.reset ? .reset
             : roll < mix.reset + mix.cancel ? .cancel
             : roll < mix.reset + mix.cancel + mix.halfClose ? .halfClose
             : .close
-        slowReader = random.chance(mix.slowReader)
-        let stalledWriter = random.chance(mix.stalledWriter)
-        pipelined = Bool.random(using: &random)
+        // A connection that closes without close_notify, or renegotiates, gets that far.
+        let tlsEndsItself = tls.map { $0.misbehaviour == .noCloseNotify || $0.misbehaviour == .renegotiate } ?? false
+        ending = honest || tlsEndsItself ? .close : drawn
+        slowReader = random.chance(mix.slowReader) && !honest
+        let stalledWriter = random.chance(mix.stalledWriter) && !honest
+        pipelined = Bool.random(using: &random) && !honest
 
         var sizes: [Int] = []
         var total = 0
@@ -91,7 +102,9 @@ struct ConnectionPlan {
     }
 
     var summary: String {
-        var parts = ["serial \(serial)", ending.rawValue]
+        var parts = ["serial \(serial)"]
+        if let tls { parts.append(tls.summary) }
+        parts.append(ending.rawValue)
         if ending == .reset || ending == .cancel { parts.append("at \(abortSide.rawValue) offset \(abortOffset)") }
         parts.append("\(messageSizes.count) message(s) \(messageSizes.prefix(6).map(String.init).joined(separator: ","))\(messageSizes.count > 6 ? ",..." : "") = \(totalBytes) B")
         parts.append(pipelined ? "pipelined" : "ping-pong")

@@ -13,6 +13,24 @@ struct SoakOptions {
         var stalledWriter = 10
     }
 
+    /// Over TLS: percentages of connections that misbehave at the TLS level (see ``TLSPlan``)
+    /// and that offer TLS 1.2 only. The rest are honest and negotiate TLS 1.3.
+    struct TLSMix {
+        var garbage = 3
+        var cutHandshake = 5
+        var stuckHandshake = 2
+        var noCloseNotify = 5
+        var renegotiate = 5
+        var tls12 = 30
+
+        var misbehaving: Int { garbage + cutHandshake + stuckHandshake + noCloseNotify + renegotiate }
+
+        /// The same versions, no misbehaviour.
+        var honestOnly: TLSMix {
+            TLSMix(garbage: 0, cutHandshake: 0, stuckHandshake: 0, noCloseNotify: 0, renegotiate: 0, tls12: tls12)
+        }
+    }
+
     /// A server process whose health is checked: descriptors and RSS.
     struct Server {
         let name: String
@@ -40,6 +58,15 @@ struct SoakOptions {
     var warmUpFraction = 0.2
     var rssTolerancePercent = 10.0
     var rssToleranceFloorMiB = 16.0
+    /// Speak TLS, trusting the certificate authority in this PEM file; nil: plaintext.
+    var tlsCA: String?
+    /// The name the server's certificate must be for (also sent as SNI).
+    var tlsServerName = "localhost"
+    var tlsMix = TLSMix()
+    /// The server's handshake timeout: a handshake that never finishes (or plaintext garbage)
+    /// must be closed by the server within it plus `tlsCloseSlack`.
+    var tlsHandshakeTimeout = 10.0
+    var tlsCloseSlack = 5.0
 
     static let usage = """
         usage: chaos-soak --connect 127.0.0.1:PORT [--server NAME=PID ...] [options]
@@ -61,6 +88,15 @@ struct SoakOptions {
           --sample-every S        RSS sampling period (default duration/30, 2...10 s)
           --rss-tolerance P       allowed RSS growth after warm-up, % (default 10; see MemoryTrend)
           --rss-floor MIB         ... but at least this many MiB (default 16)
+          --tls-ca FILE           speak TLS, trusting this CA (PEM); the certificate must be for
+                                  --tls-server-name (default localhost)
+          --garbage P, --cut-handshake P, --stuck-handshake P, --no-close-notify P, --renegotiate P
+                                  over TLS: % sending plaintext garbage, cutting the handshake,
+                                  never finishing it, closing without close_notify, asking to
+                                  renegotiate (TLS 1.2) (default 3, 5, 2, 5, 5)
+          --tls12 P               % of the other connections offering TLS 1.2 only (default 30)
+          --tls-handshake-timeout S   the server's handshake timeout (default 10): a stuck
+                                  handshake must be closed within it plus --tls-close-slack (5)
         """
 
     init(_ arguments: [String]) throws(UsageError) {
@@ -107,6 +143,16 @@ struct SoakOptions {
             case "--sample-every": sampleEvery = try Self.positive(flag, value)
             case "--rss-tolerance": rssTolerancePercent = try Self.positive(flag, value)
             case "--rss-floor": rssToleranceFloorMiB = try Self.positive(flag, value)
+            case "--tls-ca": tlsCA = value
+            case "--tls-server-name": tlsServerName = value
+            case "--garbage": tlsMix.garbage = try Self.percent(flag, value)
+            case "--cut-handshake": tlsMix.cutHandshake = try Self.percent(flag, value)
+            case "--stuck-handshake": tlsMix.stuckHandshake = try Self.percent(flag, value)
+            case "--no-close-notify": tlsMix.noCloseNotify = try Self.percent(flag, value)
+            case "--renegotiate": tlsMix.renegotiate = try Self.percent(flag, value)
+            case "--tls12": tlsMix.tls12 = try Self.percent(flag, value)
+            case "--tls-handshake-timeout": tlsHandshakeTimeout = try Self.positive(flag, value)
+            case "--tls-close-slack": tlsCloseSlack = try Self.positive(flag, value)
             default: throw UsageError("unknown option \(flag)\n\(Self.usage)")
             }
         }
@@ -115,6 +161,7 @@ struct SoakOptions {
         guard mix.reset + mix.cancel + mix.halfClose <= 100 else {
             throw UsageError("--reset + --cancel + --half-close must not exceed 100")
         }
+        guard tlsMix.misbehaving <= 100 else { throw UsageError("the TLS misbehaviour percentages must not exceed 100 together") }
         if !seedGiven {
             seed = SplitMix64.mix(UInt64(bitPattern: Clock.now()) ^ UInt64(UInt32(bitPattern: getpid())))
         }

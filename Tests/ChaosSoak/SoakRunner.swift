@@ -25,6 +25,8 @@ final class SoakRunner {
     private var open = 0
     private var nextSerial = 0
     private var start: Int64 = 0
+    private let tlsClient: TLSClient?
+    private let hostileCloseLimit: Int64
     private let readBuffer: UnsafeMutableRawBufferPointer
     private let writeBuffer: UnsafeMutableRawBufferPointer
     private(set) var statistics = SoakStatistics()
@@ -42,8 +44,10 @@ final class SoakRunner {
     /// connections already open.
     private static let opensPerTurn = 200
 
-    init(options: SoakOptions) {
+    init(options: SoakOptions) throws(UsageError) {
         self.options = options
+        tlsClient = try options.tlsCA.map { caFile throws(UsageError) in try TLSClient(caFile: caFile, serverName: options.tlsServerName) }
+        hostileCloseLimit = Clock.seconds(options.tlsHandshakeTimeout + options.tlsCloseSlack)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = options.port.bigEndian
@@ -115,8 +119,10 @@ final class SoakRunner {
                 if serverDeath != nil { break }
             }
 
-            // What to wait for, and until when.
+            // What to wait for, and until when; and which connections can read without waiting
+            // (bytes OpenSSL holds, which poll cannot see).
             var wakeUp = min(nextSample, drainDeadline ?? loadEnd)
+            var readyNow: [Int] = []
             for index in slots.indices {
                 guard let connection = slots[index] else {
                     pollSet[index].fd = -1
@@ -128,21 +134,23 @@ final class SoakRunner {
                     pollSet[index].fd = -1
                     continue
                 }
-                if connection.writePauseEnded(now: now), let ending = connection.settle(now: now, statistics: &statistics) {
+                if connection.timerDue(now: now), let ending = connection.settle(now: now, statistics: &statistics) {
                     finish(index, ending, now: now)
                     pollSet[index].fd = -1
                     continue
                 }
                 pollSet[index] = pollfd(fd: connection.fd, events: connection.events(now: now), revents: 0)
+                if connection.hasBufferedInput(now: now) { readyNow.append(index) }
                 if let next = connection.nextWakeUp(after: now) { wakeUp = min(wakeUp, next) }
             }
-            let timeout = Int32(clamping: max(0, (wakeUp - now + 999_999) / 1_000_000))
+            let timeout = readyNow.isEmpty ? Int32(clamping: max(0, (wakeUp - now + 999_999) / 1_000_000)) : 0
             let ready = poll(&pollSet, nfds_t(pollSet.count), timeout)
             if ready < 0 {
                 if errno == EINTR { continue }
                 fatal("poll: \(String(cString: strerror(errno)))")
             }
-            guard ready > 0 else { continue }
+            guard ready > 0 || !readyNow.isEmpty else { continue }
+            for index in readyNow { pollSet[index].revents |= Int16(POLLIN) }
             now = Clock.now()
             for index in pollSet.indices where pollSet[index].fd >= 0 && pollSet[index].revents != 0 {
                 guard let connection = slots[index] else { continue }
@@ -173,8 +181,13 @@ final class SoakRunner {
             if plan.slowReader { statistics.slowReaders += 1 }
             if !plan.stalls.isEmpty { statistics.stalledWriters += 1 }
             if plan.pipelined { statistics.pipelined += 1 }
+            if let tls = plan.tls {
+                statistics.tlsPlans[tls.misbehaviour, default: 0] += 1
+                if tls.tls12Only { statistics.tls12Offered += 1 }
+            }
             var failure: SoakConnection.Ending?
-            if let connection = SoakConnection(plan: plan, seed: options.seed, address: address, now: now, failure: &failure) {
+            if let connection = SoakConnection(plan: plan, seed: options.seed, address: address, tlsClient: tlsClient,
+                                               hostileCloseLimit: hostileCloseLimit, now: now, failure: &failure) {
                 slots[index] = connection
                 open += 1
             } else if let failure {
@@ -184,6 +197,41 @@ final class SoakRunner {
                 break  // refused: try again next turn rather than spin
             }
         }
+    }
+
+    /// After the run: one well-behaved connection (over TLS: a full handshake, a few
+    /// messages, close_notify) must be served within `timeout` seconds, so the server is still
+    /// accepting and serving. Returns nil when it was, or what went wrong.
+    func checkStillServing(timeout: Double) -> String? {
+        let plan = ConnectionPlan(serial: nextSerial, seed: options.seed, options: options, honest: true)
+        nextSerial += 1
+        var scratch = SoakStatistics()
+        var failure: SoakConnection.Ending?
+        let start = Clock.now()
+        guard let connection = SoakConnection(plan: plan, seed: options.seed, address: address, tlsClient: tlsClient,
+                                              hostileCloseLimit: hostileCloseLimit, now: start, failure: &failure)
+        else { return "could not connect: \(failure?.detail ?? "")" }
+        let deadline = start + Clock.seconds(timeout)
+        var ending: SoakConnection.Ending?
+        while ending == nil {
+            let now = Clock.now()
+            if now >= deadline {
+                ending = connection.terminate(.stalled, "not served within \(timeout) s")
+                break
+            }
+            if connection.hasBufferedInput(now: now) {
+                ending = connection.service(Int16(POLLIN), now: now, statistics: &scratch, readBuffer: readBuffer, writeBuffer: writeBuffer)
+                continue
+            }
+            var entry = pollfd(fd: connection.fd, events: connection.events(now: now), revents: 0)
+            let ready = poll(&entry, 1, 100)
+            if ready > 0 {
+                ending = connection.service(entry.revents, now: Clock.now(), statistics: &scratch, readBuffer: readBuffer, writeBuffer: writeBuffer)
+            }
+        }
+        guard let ending else { return "no ending" }
+        if ending.outcome == .echoed, scratch.bytesVerified == plan.totalBytes { return nil }
+        return "\(ending.outcome.rawValue) \(ending.detail) (\(scratch.bytesVerified) of \(plan.totalBytes) bytes came back; plan: \(plan.summary))"
     }
 
     private func finish(_ index: Int, _ ending: SoakConnection.Ending, now: Int64) {

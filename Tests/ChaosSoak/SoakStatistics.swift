@@ -24,6 +24,18 @@ struct SoakStatistics {
     var stallsTaken = 0
     var pipelined = 0
     var messagesCompleted = 0
+    // Over TLS:
+    var tlsPlans: [TLSPlan.Misbehaviour: Int] = [:]
+    var tls12Offered = 0
+    var tlsHandshakes = 0
+    var tls12Handshakes = 0
+    var tls13Handshakes = 0
+    var renegotiationsAttempted = 0
+    /// The server accepted a renegotiation (Torus refuses them: expected 0, but not a failure).
+    var renegotiationsContinued = 0
+    var renegotiationsNotStarted = 0
+    var garbageCloseTimes = CloseTimes()
+    var stuckCloseTimes = CloseTimes()
 
     static let keptFailures = 20
 

@@ -17,8 +17,20 @@
 // still open finishes its message, half-closes and must get every byte back and then end of
 // stream. Then, with every client socket closed, each watched server's descriptor count must
 // return to its value before the run, and its RSS, sampled throughout, must be flat after the
-// warm-up (see MemoryTrend). Exit status 0 only when every check passes; 1 otherwise; 2 for a
-// bad command line.
+// warm-up (see MemoryTrend), and one more well-behaved connection must still be served. Exit
+// status 0 only when every check passes; 1 otherwise; 2 for a bad command line.
+//
+// With --tls-ca FILE every connection speaks TLS, through OpenSSL itself (TLSClient,
+// TLSSession: memory BIOs, so the socket I/O stays this loop's own non-blocking recv/send),
+// verifying the server's certificate against that CA and the name localhost. TLS 1.2-only and
+// TLS 1.3 connections mix. Honest ones run a full handshake, the plan above, and close_notify
+// where they close or half-close (resets and cancels go without, as before); on top of them
+// some misbehave at the TLS level (TLSPlan): plaintext garbage instead of a ClientHello, a
+// handshake cut at a random byte of a client flight and then closed or reset, a handshake
+// that stops and waits (which the server's handshake timeout must close, within
+// --tls-handshake-timeout plus --tls-close-slack seconds), a close without close_notify after
+// everything came back, and (TLS 1.2) a renegotiation request after the first message, which
+// the server refuses: the connection may end or carry on.
 //
 // Why plain POSIX sockets and not Torus's own Connection as the client. The tool checks Torus,
 // so it must not share Torus's code paths: a bug on both sides (say, bytes dropped by the
@@ -48,12 +60,18 @@ func main() -> Int32 {
         seed \(options.seed) (replay the same plans with --seed \(options.seed))
           messages 1...\(options.maxMessages) of \(options.minSize)...\(options.maxSize) B; endings: reset \(mix.reset)%, cancel \(mix.cancel)%, \
         half-close \(mix.halfClose)%, close \(100 - mix.reset - mix.cancel - mix.halfClose)%; slow readers \(mix.slowReader)%, \
-        stalled writers \(mix.stalledWriter)%
+        stalled writers \(mix.stalledWriter)%\(tlsDescription(options))
           watching: \(options.servers.isEmpty ? "no server process" : options.servers.map { "\($0.name) (pid \($0.pid))" }.joined(separator: ", "))
         """)
     fflush(nil)
 
-    let runner = SoakRunner(options: options)
+    let runner: SoakRunner
+    do {
+        runner = try SoakRunner(options: options)
+    } catch {
+        print(error)
+        return 2
+    }
     runner.run()
     let statistics = runner.statistics
 
@@ -104,6 +122,10 @@ func main() -> Int32 {
     checks.insert((failedConnections == 0, "no failed connections (\(failedConnections))"), at: 2)
     checks.insert((statistics.bytesVerified > 0 && statistics.connectionsEnded > 0, "the run moved bytes"), at: 3)
     if let death = runner.serverDeath { checks.append((false, "no server died during the run: \(death)")) }
+    if runner.serverDeath == nil {
+        let problem = runner.checkStillServing(timeout: 10)
+        checks.append((problem == nil, "still accepting and serving after the run: one more \(options.tlsCA == nil ? "" : "TLS ")connection echoed in full\(problem.map { ": \($0)" } ?? "")"))
+    }
 
     print("")
     print("=== chaos-soak summary: \(options.label) at \(options.host):\(options.port), seed \(options.seed) ===")
@@ -114,12 +136,21 @@ func main() -> Int32 {
     print("connections by outcome:")
     for outcome in Outcome.allCases {
         let count = statistics.outcomes[outcome, default: 0]
-        if count > 0 || !outcome.isFailure {
+        if count > 0 || (!outcome.isFailure && (options.tlsCA != nil || !outcome.isTLSOnly)) {
             print("  \(Report.padRight(outcome.rawValue, 44)) \(Report.pad(String(count), 9))")
         }
     }
     print("plans: \(statistics.pipelined) pipelined, \(statistics.slowReaders) slow readers, \(statistics.stalledWriters) stalled writers "
         + "(\(statistics.stallsTaken) stalls taken)")
+    if options.tlsCA != nil {
+        print("TLS plans: " + TLSPlan.Misbehaviour.allCases.map { "\($0.rawValue) \(statistics.tlsPlans[$0, default: 0])" }.joined(separator: ", ")
+            + "; \(statistics.tls12Offered) offered TLS 1.2 only")
+        print("TLS handshakes completed: \(statistics.tlsHandshakes) (TLS 1.3 \(statistics.tls13Handshakes), TLS 1.2 \(statistics.tls12Handshakes)); "
+            + "renegotiations asked \(statistics.renegotiationsAttempted), refused (connection ended) \(statistics.outcomes[.renegotiationRefused, default: 0]), "
+            + "accepted (carried on) \(statistics.renegotiationsContinued)\(statistics.renegotiationsNotStarted > 0 ? ", not started \(statistics.renegotiationsNotStarted)" : "")")
+        print("server closed plaintext garbage: \(statistics.garbageCloseTimes.summary)")
+        print("server closed stuck handshakes: \(statistics.stuckCloseTimes.summary) (limit \(Report.fixed(options.tlsHandshakeTimeout + options.tlsCloseSlack, 1)) s)")
+    }
     if !statistics.failures.isEmpty {
         print("failed connections (first \(statistics.failures.count) of \(statistics.failureCount)):")
         for failure in statistics.failures {
@@ -133,6 +164,19 @@ func main() -> Int32 {
     print(passed ? "chaos-soak: PASS (\(options.label), seed \(options.seed))" : "chaos-soak: FAIL (\(options.label), seed \(options.seed))")
     fflush(nil)
     return passed ? 0 : 1
+}
+
+/// The TLS line of the banner (empty on plaintext).
+func tlsDescription(_ options: SoakOptions) -> String {
+    guard let ca = options.tlsCA else { return "" }
+    let mix = options.tlsMix
+    return """
+
+          TLS: trusting \(ca), server name \(options.tlsServerName); TLS 1.2 only \(mix.tls12)%, \
+        plaintext garbage \(mix.garbage)%, handshake cut \(mix.cutHandshake)%, never finished \(mix.stuckHandshake)% \
+        (server must close within \(Report.fixed(options.tlsHandshakeTimeout + options.tlsCloseSlack, 1)) s), \
+        no close_notify \(mix.noCloseNotify)%, renegotiation \(mix.renegotiate)% (TLS 1.2)
+        """
 }
 
 exit(main())

@@ -57,6 +57,10 @@ void torus_tls_set_client_session_cache(SSL_CTX *context);
 /// compression, the server's cipher preference, no TLS below 1.2.
 void torus_tls_set_safe_options(SSL_CTX *context);
 
+/// Bounds a server's session cache (for TLS 1.2 clients that resume by session ID rather
+/// than by ticket) to `size` sessions.
+void torus_tls_set_server_session_cache_size(SSL_CTX *context, long size);
+
 /// Turns session resumption off: no tickets, no session cache.
 void torus_tls_disable_resumption(SSL_CTX *context);
 
