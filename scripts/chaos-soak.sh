@@ -12,7 +12,12 @@
 # Targets: echo (echo-server), proxy (tcp-proxy in front of an echo-server), tls (echo-server
 # with --tls-cert/--tls-key, certificates made at run time with scripts/make-test-certs.sh in a
 # temporary directory and deleted afterwards); both: echo and proxy (the two plaintext targets,
-# what "both" always meant); all: echo, proxy and tls.
+# what "both" always meant); all: echo, proxy and tls; link (root only, not part of all):
+# echo-server across the veth link between the test hosts of scripts/netns-hosts.sh, the
+# server in one network namespace and the client in the other, with nftables dropping each
+# TCP segment either way with each probability of --loss (default 1,5 percent), one run per
+# value, and the client's retransmitted segments (nstat) printed. Not in CI yet: its first runs
+# (20 s, seed 3217115225) failed two checks, see the README's Reliability section.
 #
 # The tls target: the client speaks TLS through OpenSSL itself (Tests/ChaosSoakTLS, never
 # TorusTLS), verifying the server against the test CA and the name localhost, TLS 1.2-only and
@@ -39,12 +44,13 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-usage="usage: scripts/chaos-soak.sh [--duration S] [--tls-duration S] [--connections N] [--seed N] [--target echo|proxy|tls|both|all]"
+usage="usage: scripts/chaos-soak.sh [--duration S] [--tls-duration S] [--connections N] [--seed N] [--target echo|proxy|tls|both|all|link] [--loss LIST]"
 duration=60
 tls_duration=""
 connections=1000
 seed=""
 target=all
+loss=1,5
 while (($#)); do
     [[ $# -ge 2 ]] || { echo "$1 needs a value; $usage" >&2; exit 2; }
     case $1 in
@@ -53,6 +59,7 @@ while (($#)); do
         --connections) connections=$2 ;;
         --seed) seed=$2 ;;
         --target) target=$2 ;;
+        --loss) loss=$2 ;;
         *) echo "unknown option $1; $usage" >&2; exit 2 ;;
     esac
     shift 2
@@ -62,7 +69,8 @@ done
 [[ $tls_duration =~ ^[0-9]+$ && $tls_duration -gt 0 ]] || { echo "--tls-duration must be a positive whole number of seconds" >&2; exit 2; }
 [[ $connections =~ ^[0-9]+$ && $connections -gt 0 ]] || { echo "--connections must be a positive number" >&2; exit 2; }
 [[ -z $seed || $seed =~ ^[0-9]+$ ]] || { echo "--seed must be a number" >&2; exit 2; }
-case $target in echo | proxy | tls | both | all) ;; *) echo "--target must be echo, proxy, tls, both or all; $usage" >&2; exit 2 ;; esac
+case $target in echo | proxy | tls | both | all | link) ;; *) echo "--target must be echo, proxy, tls, both, all or link; $usage" >&2; exit 2 ;; esac
+[[ $loss =~ ^[0-9]+(,[0-9]+)*$ ]] || { echo "--loss must be percentages separated by commas, as in 1,5" >&2; exit 2; }
 # runs TARGET: whether --target includes it.
 runs() {
     case $target in
@@ -107,27 +115,33 @@ cleanup() {
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
     rm -rf "$work/certs"
+    if [[ $target == link ]]; then scripts/netns-hosts.sh down; fi
     if ((exit_status == 0)); then rm -rf "$work"; else echo "chaos-soak: server logs kept in $work" >&2; fi
 }
 trap cleanup EXIT
 
-# start_server NAME [ARGS...]: starts $bin/NAME on a free loopback port; sets `port` and
-# `pid` once it prints "NAME listening on 127.0.0.1:PORT".
+# start_server NAME [ARGS...]: starts $bin/NAME on a free port of $server_host (loopback, or
+# the server test host, run through $server_prefix); sets `port` and `pid` once it prints
+# "NAME listening on HOST:PORT".
+server_host=127.0.0.1
+server_prefix=()
 start_server() {
     local name=$1 log=$work/$1.$RANDOM.log
     shift
-    "$bin/$name" --host 127.0.0.1 --port 0 "$@" >"$log" 2>&1 &
+    # `ip netns exec` execs the program, so $! is the server itself.
+    ${server_prefix[@]+"${server_prefix[@]}"} "$bin/$name" --host "$server_host" --port 0 "$@" >"$log" 2>&1 &
     pid=$!
     pids+=("$pid")
     port=""
+    local pattern=${server_host//./\\.}
     for _ in $(seq 300); do
-        port=$(sed -n "s/^$name listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p" "$log")
+        port=$(sed -n "s/^$name listening on $pattern:\([0-9][0-9]*\).*/\1/p" "$log")
         [[ -n $port ]] && break
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
     [[ -n $port ]] || { cat "$log" >&2; fail "$name did not start"; }
-    echo "$name (pid $pid) listening on 127.0.0.1:$port"
+    echo "$name (pid $pid) listening on $server_host:$port"
 }
 
 # stop_servers PID...: each must still be running (a crash is a failure); stops it with
@@ -164,12 +178,13 @@ stop_servers() {
 # (the tls target's) go in soak_extra.
 soak_extra=()
 soak_duration=$duration
+client_prefix=()
 soak() {
     local label=$1 port=$2
     shift 2
     local watch=() server
     for server in "$@"; do watch+=(--server "$server"); done
-    timeout -k 10s $((soak_duration + 120))s "$bin/chaos-soak" --connect "127.0.0.1:$port" --label "$label" \
+    timeout -k 10s $((soak_duration + 120))s ${client_prefix[@]+"${client_prefix[@]}"} "$bin/chaos-soak" --connect "$server_host:$port" --label "$label" \
         --duration "$soak_duration" --connections "$connections" --seed "$seed" "${watch[@]}" ${soak_extra[@]+"${soak_extra[@]}"}
 }
 
@@ -215,6 +230,39 @@ if runs tls; then
     stop_servers "$tls_pid" || result=FAIL
     [[ $result == PASS ]] || status=1
     results+=("tls: $result")
+fi
+
+if [[ $target == link ]]; then
+    # Across the veth link between the test hosts (scripts/netns-hosts.sh): echo-server in the
+    # server namespace, the client in the client namespace, and nftables in the server's
+    # dropping each TCP segment of the soak's port, either way, with the given probability.
+    [[ $(id -u) == 0 ]] || fail "--target link needs root (network namespaces)"
+    PATH=$(scripts/bootstrap.sh --print-path iproute2 nftables)
+    export PATH
+    scripts/netns-hosts.sh up
+    server_host=10.203.0.2
+    server_prefix=(ip netns exec torus-server)
+    client_prefix=(ip netns exec torus-client)
+    retransmits() { ip netns exec torus-client nstat -asz TcpRetransSegs | awk '/TcpRetransSegs/ {print $2}'; }
+    for percent in ${loss//,/ }; do
+        section "echo-server across the link with ${percent}% loss each way: $connections connections for ${duration}s, seed $seed"
+        start_server echo-server
+        link_pid=$pid
+        rules="table inet torus_faults {
+            chain input { type filter hook input priority 0; policy accept; ip saddr 10.203.0.1 tcp dport $port numgen random mod 100 < $percent drop; }
+            chain output { type filter hook output priority 0; policy accept; ip daddr 10.203.0.1 tcp sport $port numgen random mod 100 < $percent drop; }
+        }"
+        ip netns exec torus-server nft delete table inet torus_faults 2>/dev/null || true
+        ip netns exec torus-server nft -f - <<<"$rules" || fail "nft refused the loss rules"
+        before=$(retransmits)
+        result=PASS
+        soak "link-$percent%" "$port" "echo-server=$link_pid" || result=FAIL
+        echo "client TCP retransmitted segments during the run: $(($(retransmits) - before))"
+        ip netns exec torus-server nft delete table inet torus_faults 2>/dev/null || true
+        stop_servers "$link_pid" || result=FAIL
+        [[ $result == PASS ]] || status=1
+        results+=("link $percent%: $result")
+    done
 fi
 
 section "done in $((SECONDS - started))s: ${results[*]} (seed $seed; replay: scripts/chaos-soak.sh --target $target --duration $duration --tls-duration $tls_duration --connections $connections --seed $seed)"

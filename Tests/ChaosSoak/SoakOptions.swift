@@ -71,7 +71,7 @@ struct SoakOptions {
     static let usage = """
         usage: chaos-soak --connect 127.0.0.1:PORT [--server NAME=PID ...] [options]
 
-          --connect HOST:PORT     the server to stress (IPv4 loopback only)
+          --connect HOST:PORT     the server to stress (IPv4 loopback, or 10.203.0.x: the test hosts)
           --server NAME=PID       a server process to watch (descriptors, RSS); repeatable
           --label NAME            what to call the target in the report (default: target)
           --duration S            seconds of load, then a drain (default 60)
@@ -112,8 +112,11 @@ struct SoakOptions {
                 }
                 host = String(value[..<colon])
                 var address = in_addr()
-                guard inet_pton(AF_INET, host, &address) == 1, UInt32(bigEndian: address.s_addr) >> 24 == 127 else {
-                    throw UsageError("--connect: \(host) is not an IPv4 loopback address (127.0.0.0/8); this tool stays on loopback")
+                // Loopback, or the project's own test hosts (scripts/netns-hosts.sh: 10.203.0.0/24,
+                // namespaces on this machine): never anything else.
+                let value = inet_pton(AF_INET, host, &address) == 1 ? UInt32(bigEndian: address.s_addr) : 0
+                guard value >> 24 == 127 || value >> 8 == 0x0A_CB_00 else {
+                    throw UsageError("--connect: \(host) is neither an IPv4 loopback address (127.0.0.0/8) nor a test host of scripts/netns-hosts.sh (10.203.0.0/24); this tool stays on this machine")
                 }
                 self.port = port
                 connectGiven = true
