@@ -28,12 +28,14 @@ enum FaultHosts {
 
     /// An echo server in the server namespace (socat), once it listens on `port`.
     static func startEchoServer(port: UInt16, options: String = "") async throws -> ChildProcess {
-        try await startPeer(port: port, "socat -d -d TCP4-LISTEN:\(port),reuseaddr,fork\(options) PIPE")
+        // -T 10: a forked child whose client vanished behind a black hole (no FIN, no reset
+        // ever arrives) exits after 10 s idle instead of outliving the test.
+        try await startPeer(port: port, "socat -d -d -T 10 TCP4-LISTEN:\(port),reuseaddr,fork\(options) PIPE")
     }
 
     /// A server in the server namespace that accepts on `port` and never reads.
     static func startSilentServer(port: UInt16) async throws -> ChildProcess {
-        try await startPeer(port: port, "socat -d -d TCP4-LISTEN:\(port),reuseaddr,rcvbuf=4096 SYSTEM:'sleep 120'")
+        try await startPeer(port: port, "socat -d -d -T 10 TCP4-LISTEN:\(port),reuseaddr,rcvbuf=4096 SYSTEM:'sleep 30'")
     }
 
     /// A program in the server namespace, once it prints "listening on".
