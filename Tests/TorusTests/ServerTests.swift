@@ -177,6 +177,83 @@ extension TorusTests {
             try await running.value
         }
 
+        /// A response that fits the kernel's send buffer leaves the connection's own counters
+        /// still while a slow reader drains it, for longer than the idle timeout: the kernel's
+        /// counts (bytes acknowledged) show it is not idle, so it stays open and the reader's
+        /// next request is answered. (The reader is a plain socket: a Torus client would take
+        /// the bytes into its loop's buffers at once, however slowly its handler reads.)
+        @Test func idleTimeoutSparesASlowReaderTheKernelIsStillServing() async throws {
+            let listener = try await Listener(bindingTo: .ipv4(.loopback, port: 0))
+            let idleTimeout: Duration = .milliseconds(300)
+            let server = Server(listener: listener, configuration: .init(idleTimeout: idleTimeout))
+            let response = randomBytes(256 * 1024, seed: 31)
+            let running = Task {
+                try await server.run { connection in
+                    // Big enough for the whole response: the write returns at once.
+                    try connection.setSendBufferSize(1 << 20)
+                    while try await connection.read() != nil { try await connection.write(response) }
+                }
+            }
+            let port = listener.localAddress.port!
+            let outcome = await onPOSIXThread { () -> Result<[Int], any Error> in
+                Result {
+                    // A small receive window: the response drains only as fast as this reads.
+                    let client = try RawSocket.connected(toLoopbackPort: port, receiveBufferSize: 16 * 1024)
+                    defer { client.close() }
+                    var drainTimes: [Int] = []
+                    for _ in 0..<2 {
+                        try client.sendAll(Array("next".utf8))
+                        let start = ContinuousClock.now
+                        var received: [UInt8] = []
+                        while received.count < response.count {
+                            // 4 KiB every 20 ms: about 1.3 s for the response, 4 idle timeouts.
+                            let bytes = try client.receive(maxBytes: 4096)
+                            guard !bytes.isEmpty else { break }
+                            received += bytes
+                            usleep(20_000)
+                        }
+                        // Cut short: the server closed it; the count below says so.
+                        guard received == response else { break }
+                        drainTimes.append(Int((ContinuousClock.now - start) / .milliseconds(1)))
+                    }
+                    return drainTimes
+                }
+            }
+            let drainTimes = try outcome.get()
+            #expect(drainTimes.count == 2 && drainTimes.allSatisfy { $0 > 2 * 300 }, "both responses whole, each drained over more than two idle timeouts: \(drainTimes) ms")
+            server.shutdown()
+            try await running.value
+        }
+
+        /// A peer that stops reading while the server writes moves nothing, not even in the
+        /// kernel (its window is shut): the idle timeout closes it and ends the blocked write.
+        @Test func idleTimeoutClosesAPeerThatStoppedReading() async throws {
+            let listener = try await Listener(bindingTo: .ipv4(.loopback, port: 0))
+            let idleTimeout: Duration = .milliseconds(300)
+            let server = Server(listener: listener, configuration: .init(idleTimeout: idleTimeout))
+            let (endings, ending) = AsyncStream.makeStream(of: String.self)
+            let running = Task {
+                try await server.run { connection in
+                    do {
+                        guard try await connection.read() != nil else { return }
+                        let chunk = [UInt8](repeating: 7, count: 1 << 20)
+                        while true { try await connection.write(chunk) }
+                    } catch let error as TorusError {
+                        ending.yield("\(error.operation): \(error.kind)")
+                    }
+                }
+            }
+            let client = try await Connection.connect(to: listener.localAddress, options: .init(receiveBufferSize: 16 * 1024))
+            let start = ContinuousClock.now
+            try await client.write("flood")
+            var results = endings.makeAsyncIterator()
+            #expect(await results.next() == "write: timed out")
+            #expect(ContinuousClock.now - start < idleTimeout * 10)
+            await client.close()
+            server.shutdown()
+            try await running.value
+        }
+
         @Test func readAndWriteTimeoutsApplyToEveryCall() async throws {
             let listener = try await Listener(bindingTo: .ipv4(.loopback, port: 0))
             let configuration = Server.Configuration(readTimeout: .milliseconds(100), writeTimeout: .milliseconds(200))

@@ -13,6 +13,9 @@ final class LoopConnections: @unchecked Sendable {
         var received: UInt64 = 0
         var sent: UInt64 = 0
         var lastActivity: ContinuousClock.Instant
+        /// The kernel's counts, taken at the first sweep that found the connection's own
+        /// counters unchanged; nil while they move.
+        var quietSince: SocketSyscalls.KernelProgress?
     }
 
     let loop: EventLoop
@@ -52,6 +55,12 @@ final class LoopConnections: @unchecked Sendable {
 
     /// Notes what every connection moved since the last sweep. Returns the bytes moved, and
     /// the connections that moved nothing for `idleTimeout` or longer.
+    ///
+    /// "Moved" includes what the kernel moves on its own: a slow reader draining the socket's
+    /// send buffer, or taking a large `write` piece by piece, leaves the connection's counters
+    /// still for as long as it takes, yet it is not idle. So a connection whose counters stop
+    /// has the kernel's counts noted once, and when its time is up, is closed only if those
+    /// did not move either: one `getsockopt` when it falls quiet, one per timeout after.
     func sweep(idleTimeout: Duration?) -> (received: UInt64, sent: UInt64, idle: [Connection]) {
         loop.assertInEventLoop()
         let now = ContinuousClock.now
@@ -69,9 +78,22 @@ final class LoopConnections: @unchecked Sendable {
                 entry.received = totalReceived
                 entry.sent = totalSent
                 entry.lastActivity = now
+                entry.quietSince = nil
                 entries[key] = entry
-            } else if let idleTimeout, now - entry.lastActivity >= idleTimeout {
-                idle.append(entry.connection)
+            } else if let idleTimeout {
+                if entry.quietSince == nil {
+                    entry.quietSince = entry.connection.assumeIsolated { $0.kernelProgress() }
+                    entries[key] = entry
+                }
+                guard now - entry.lastActivity >= idleTimeout else { continue }
+                let progress = entry.connection.assumeIsolated { $0.kernelProgress() }
+                if let progress, progress != entry.quietSince {
+                    entry.quietSince = progress
+                    entry.lastActivity = now
+                    entries[key] = entry
+                } else {
+                    idle.append(entry.connection)
+                }
             }
         }
         return (received, sent, idle)

@@ -10,6 +10,11 @@ extension Server {
         /// A connection with nothing received and nothing sent for this long is closed; the
         /// handler's pending read or write ends with ``TorusError/Kind/timedOut``. nil keeps
         /// idle connections open.
+        ///
+        /// What the kernel moves counts too: a TCP peer still acknowledging bytes from the
+        /// send buffer, or a large write it takes piece by piece, keeps the connection open
+        /// however long it takes. A peer that has taken everything and sends nothing is idle,
+        /// even if its application reads slowly from its own kernel's buffer.
         public var idleTimeout: Duration?
         /// The timeout of every read that passes none of its own (see
         /// ``Connection/setReadTimeout(_:)``); nil for none.

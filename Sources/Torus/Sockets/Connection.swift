@@ -654,6 +654,14 @@ public actor Connection {
     /// Bytes the kernel has accepted for sending so far, by writes and queued sends.
     public var bytesSent: UInt64 { bytesWritten &+ output.bytesSent }
 
+    /// What the kernel has moved on this connection (see ``SocketSyscalls/kernelProgress(_:)``);
+    /// nil once closed, or when it is not TCP.
+    func kernelProgress() -> SocketSyscalls.KernelProgress? {
+        // Closed: the descriptor's number may already be another socket's.
+        guard !isClosed else { return nil }
+        return SocketSyscalls.kernelProgress(fd)
+    }
+
     /// Closes the connection at once because nothing moved for `idleTime`: queued sends are
     /// dropped, and the calls it ends (and later ones) fail with ``TorusError/Kind/timedOut``.
     func closeForBeingIdle(after idleTime: Duration) async {

@@ -82,4 +82,31 @@ enum SocketSyscalls {
         guard getsockopt(fd, Int32(IPPROTO_TCP), TCP_INFO, &info, &length) == 0 else { return false }
         return Int(info.tcpi_state) == TCP_CLOSE
     }
+
+    /// Bytes of a TCP connection the peer has acknowledged and bytes the kernel has received
+    /// from it, counted by the kernel (`tcpi_bytes_acked`, `tcpi_bytes_received`): they move
+    /// while a send sits in the kernel's buffer or a blocked `send` waits, when the
+    /// connection's own counters do not. nil for sockets that are not TCP (Unix-domain ones).
+    static func kernelProgress(_ fd: CInt) -> KernelProgress? {
+        // Glibc's `struct tcp_info` stops at `tcpi_total_retrans`; the kernel's (linux/tcp.h)
+        // goes on, and its fields are only ever appended, so their offsets are fixed: the two
+        // counters are the 64-bit words at 120 and 128 (Linux 4.1 and 4.2 added them).
+        var words = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0),
+                     UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0),
+                     UInt64(0), UInt64(0))
+        let needed = 136
+        var length = socklen_t(MemoryLayout.size(ofValue: words))
+        let rc = withUnsafeMutableBytes(of: &words) { getsockopt(fd, Int32(IPPROTO_TCP), TCP_INFO, $0.baseAddress, &length) }
+        guard rc == 0, Int(length) >= needed else { return nil }
+        return withUnsafeBytes(of: &words) {
+            KernelProgress(acknowledged: $0.load(fromByteOffset: 120, as: UInt64.self),
+                           received: $0.load(fromByteOffset: 128, as: UInt64.self))
+        }
+    }
+
+    /// What ``kernelProgress(_:)`` reads: the kernel's own count of bytes moved.
+    struct KernelProgress: Equatable {
+        var acknowledged: UInt64
+        var received: UInt64
+    }
 }

@@ -67,8 +67,11 @@ struct RawSocket: Sendable {
 
     /// A blocking socket connected to 127.0.0.1:`port` (loopback connects complete at once
     /// when the peer listens, whether or not it has accepted yet).
-    static func connected(toLoopbackPort port: UInt16) throws -> RawSocket {
+    /// `receiveBufferSize` (`SO_RCVBUF`, set before connecting so that the window follows it)
+    /// makes a reader that falls behind stall the sender sooner.
+    static func connected(toLoopbackPort port: UInt16, receiveBufferSize: CInt? = nil) throws -> RawSocket {
         let socket = try tcp()
+        if let receiveBufferSize { socket.setReceiveBufferSize(receiveBufferSize) }
         var address = loopbackAddress(port: port)
         let rc = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
