@@ -234,8 +234,8 @@ fi
 
 if [[ $target == link ]]; then
     # Across the veth link between the test hosts (scripts/netns-hosts.sh): echo-server in the
-    # server namespace, the client in the client namespace, and nftables in the server's
-    # dropping each TCP segment of the soak's port, either way, with the given probability.
+    # server namespace, the client in the client namespace, and nftables dropping each TCP
+    # segment of the soak's port, either way, with the given probability.
     [[ $(id -u) == 0 ]] || fail "--target link needs root (network namespaces)"
     PATH=$(scripts/bootstrap.sh --print-path iproute2 nftables)
     export PATH
@@ -246,19 +246,40 @@ if [[ $target == link ]]; then
     retransmits() { ip netns exec torus-client nstat -asz TcpRetransSegs | awk '/TcpRetransSegs/ {print $2}'; }
     for percent in ${loss//,/ }; do
         section "echo-server across the link with ${percent}% loss each way: $connections connections for ${duration}s, seed $seed"
-        start_server echo-server
+        # A reset the link drops is never sent again, so a connection the client reset can
+        # stay open on the server for ever: keep-alive probes it after 2 quiet seconds (the
+        # client's kernel answers with another reset), within the 20 s the descriptors get.
+        # (Five unanswered probes, a second apart, end a connection: a live one survives that.)
+        start_server echo-server --keep-alive 2
         link_pid=$pid
-        rules="table inet torus_faults {
-            chain input { type filter hook input priority 0; policy accept; ip saddr 10.203.0.1 tcp dport $port numgen random mod 100 < $percent drop; }
-            chain output { type filter hook output priority 0; policy accept; ip daddr 10.203.0.1 tcp sport $port numgen random mod 100 < $percent drop; }
-        }"
-        ip netns exec torus-server nft delete table inet torus_faults 2>/dev/null || true
-        ip netns exec torus-server nft -f - <<<"$rules" || fail "nft refused the loss rules"
+        # Each direction is dropped where it arrives (the input hook of the receiving host):
+        # a drop in the sender's own output hook is no loss on the wire, it fails the send
+        # (EPERM), and the kernel treats that as its own failure: a SYN-ACK retransmission
+        # that fails drops the half-open connection at once, so the client's next segment
+        # draws a reset, which no real link would cause.
+        inject_loss() {  # NAMESPACE PEER-ADDRESS MATCH
+            ip netns exec "$1" nft delete table inet torus_faults 2>/dev/null || true
+            ip netns exec "$1" nft -f - <<<"table inet torus_faults {
+                chain input { type filter hook input priority 0; policy accept; ip saddr $2 $3 numgen random mod 100 < $percent drop; }
+            }" || fail "nft refused the loss rules in $1"
+        }
+        inject_loss torus-server 10.203.0.1 "tcp dport $port"
+        inject_loss torus-client 10.203.0.2 "tcp sport $port"
         before=$(retransmits)
+        ip netns exec torus-server nstat -n  # resets nstat's history: the next call reports the run
         result=PASS
+        soak_extra=(--settle-timeout 20)
         soak "link-$percent%" "$port" "echo-server=$link_pid" || result=FAIL
+        soak_extra=()
         echo "client TCP retransmitted segments during the run: $(($(retransmits) - before))"
-        ip netns exec torus-server nft delete table inet torus_faults 2>/dev/null || true
+        # What the server's kernel saw: its own retransmissions, resets sent, connections it
+        # aborted (keep-alive, user timeout, data after close), listen-queue overflows.
+        echo "server TCP counters during the run (nstat):"
+        ip netns exec torus-server nstat -z TcpRetransSegs TcpOutRsts TcpExtListenOverflows TcpExtListenDrops \
+            TcpExtTCPAbortOnData TcpExtTCPAbortOnClose TcpExtTCPAbortOnTimeout TcpExtTCPAbortOnLinger \
+            TcpExtTCPSynRetrans TcpExtTCPTimeouts TcpExtTCPKeepAlive TcpExtTCPRetransFail TcpEstabResets TcpAttemptFails | sed 's/^/  /'
+        ip netns exec torus-server ss -tan state syn-recv 2>/dev/null | tail -n +2 | wc -l | sed 's/^/  half-open (SYN-RECV) at the end: /' 
+        for namespace in torus-server torus-client; do ip netns exec "$namespace" nft delete table inet torus_faults 2>/dev/null || true; done
         stop_servers "$link_pid" || result=FAIL
         [[ $result == PASS ]] || status=1
         results+=("link $percent%: $result")

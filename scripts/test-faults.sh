@@ -7,13 +7,13 @@
 #
 #   scripts/test-faults.sh           (as root; TORUS_ENGINE as for every test run)
 #
-# Installs iproute2, nftables and socat when missing. Bounded by timeout. Without root the
+# Installs iproute2, nftables, socat and python3 (the multicast peers) when missing. Bounded by timeout. Without root the
 # hosts cannot be made: it says so and exits 1 (a plain `swift test` skips these tests and
 # says why).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-PATH=$(scripts/bootstrap.sh --print-path iproute2 nftables socat)
+PATH=$(scripts/bootstrap.sh --print-path iproute2 nftables socat python3)
 export PATH
 [[ $(id -u) == 0 ]] || { echo "test-faults: needs root to make network namespaces" >&2; exit 1; }
 

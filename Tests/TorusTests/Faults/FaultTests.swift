@@ -6,7 +6,7 @@ import Glibc
 
 extension TorusTests {
     /// Faults across a real link (a veth pair between network namespaces), injected by
-    /// nftables in the server's namespace: a peer gone silent, a connect into a black hole,
+    /// nftables where packets arrive: a peer gone silent, a connect into a black hole,
     /// dead-peer detection by keep-alive and TCP_USER_TIMEOUT, resets in flight.
     @Suite(.enabled(if: FaultHosts.unavailableReason == nil, Comment(rawValue: FaultHosts.unavailableReason ?? "")),
            .noDescriptorLeaks)
@@ -23,7 +23,7 @@ extension TorusTests {
             let connection = try await Connection.connect(to: address(9101), timeout: .seconds(5))
             try await connection.write("ping")
             #expect(try await connection.read(exactly: 4) == Array("ping".utf8))
-            try await FaultHosts.inject(FaultHosts.blackHole)
+            try await FaultHosts.inject(FaultHosts.blackHole, clientChains: FaultHosts.blackHoleFromServer)
             try await connection.write("lost")
             let started = ContinuousClock.now
             await expectTorusError(.timedOut) { try await connection.read(timeout: .milliseconds(300)) }
@@ -34,7 +34,7 @@ extension TorusTests {
         }
 
         @Test func aConnectToABlackHoledHostEndsAtItsTimeout() async throws {
-            try await FaultHosts.inject(FaultHosts.blackHole)
+            try await FaultHosts.inject(FaultHosts.blackHole, clientChains: FaultHosts.blackHoleFromServer)
             let started = ContinuousClock.now
             let error = await expectTorusError(.timedOut) {
                 try await Connection.connect(to: address(9102), timeout: .milliseconds(500))
@@ -50,7 +50,7 @@ extension TorusTests {
             let connection = try await Connection.connect(to: address(9103), timeout: .seconds(5), options: options)
             try await connection.write("ping")
             #expect(try await connection.read(exactly: 4) == Array("ping".utf8))
-            try await FaultHosts.inject(FaultHosts.blackHole)
+            try await FaultHosts.inject(FaultHosts.blackHole, clientChains: FaultHosts.blackHoleFromServer)
             // A read with no timeout of its own: only keep-alive can end it, after 1 s idle
             // and 2 unanswered probes a second apart (the kernel's clock is coarse: allow 8 s).
             let started = ContinuousClock.now
@@ -66,7 +66,7 @@ extension TorusTests {
             let peer = try await FaultHosts.startEchoServer(port: 9104)
             let connection = try await Connection.connect(to: address(9104), timeout: .seconds(5),
                                                           options: ConnectionOptions(userTimeout: .seconds(1)))
-            try await FaultHosts.inject(FaultHosts.blackHole)
+            try await FaultHosts.inject(FaultHosts.blackHole, clientChains: FaultHosts.blackHoleFromServer)
             // Unacknowledged after 1 s: the kernel gives up, and the write in flight fails.
             let started = ContinuousClock.now
             let big = [UInt8](repeating: 1, count: 16 * 1024 * 1024)
@@ -98,7 +98,7 @@ extension TorusTests {
             let peer = try await FaultHosts.startEchoServer(port: 9106)
             let options = ConnectionOptions(writeTimeout: .milliseconds(500), sendQueueHighWaterMark: 64 * 1024 * 1024)
             let connection = try await Connection.connect(to: address(9106), timeout: .seconds(5), options: options)
-            try await FaultHosts.inject(FaultHosts.blackHole)
+            try await FaultHosts.inject(FaultHosts.blackHole, clientChains: FaultHosts.blackHoleFromServer)
             for _ in 0..<64 { try await connection.send([UInt8](repeating: 3, count: 256 * 1024)) }
             let started = ContinuousClock.now
             await expectTorusError(.timedOut) { try await connection.flush() }

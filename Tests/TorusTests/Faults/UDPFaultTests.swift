@@ -14,7 +14,7 @@ extension TorusTests {
         @Test func withFivePercentLossEachWayEveryEchoIsIntactAndTheLossesAreCounted() async throws {
             let port: UInt16 = 9201
             let echo = try await FaultHosts.startPeer(port: port, try builtProgram("udp-echo-server") + " --host \(FaultHosts.server) --port \(port)")
-            try await FaultHosts.inject(FaultHosts.udpLoss(port: port, percent: 5))
+            try await FaultHosts.inject(FaultHosts.udpLoss(port: port, percent: 5), clientChains: FaultHosts.udpReplyLoss(port: port, percent: 5))
             let socket = try await DatagramSocket.connect(to: .ipv4(FaultHosts.server, port: port))
             let total = 2000
             let window = 50

@@ -12,6 +12,7 @@ enum FaultHosts {
     static let serverNamespace = "torus-server"
     static let server = IPv4Address(10, 203, 0, 2)
     static let client = IPv4Address(10, 203, 0, 1)
+    static let serverV6 = IPv6Address("fd00:203::2")!
 
     /// Why the fault tests cannot run here; nil when they can.
     static let unavailableReason: String? = {
@@ -47,27 +48,39 @@ enum FaultHosts {
     }
 
     /// Replaces the fault rules of the server namespace with `chains` (nftables chain bodies
-    /// of the table `inet torus_faults`), or removes them for nil.
-    static func inject(_ chains: String?) async throws {
-        _ = try await run("nft delete table inet torus_faults 2>/dev/null; true")
-        guard let chains else { return }
-        let ruleset = "table inet torus_faults {\n\(chains)\n}\n"
-        let status = try await run("printf '%s' '\(ruleset)' | nft -f -")
-        guard status == .exited(0) else { throw TestFailure("nft refused the rules: \(ruleset)") }
+    /// of the table `inet torus_faults`), or removes them for nil; `clientChains` likewise in
+    /// this process's (the client's) namespace.
+    ///
+    /// Loss belongs in the receiver's input hook: a packet dropped in the sender's own output
+    /// hook fails the send (`EPERM`), which no real link does.
+    static func inject(_ chains: String?, clientChains: String? = nil) async throws {
+        for (rules, inServer) in [(chains, true), (clientChains, false)] {
+            _ = try await run("nft delete table inet torus_faults 2>/dev/null; true", inServer: inServer)
+            guard let rules else { continue }
+            let ruleset = "table inet torus_faults {\n\(rules)\n}\n"
+            let status = try await run("printf '%s' '\(ruleset)' | nft -f -", inServer: inServer)
+            guard status == .exited(0) else { throw TestFailure("nft refused the rules: \(ruleset)") }
+        }
     }
 
-    /// Every packet between the hosts dropped, in both directions: the server went silent.
-    static let blackHole = """
-        chain input { type filter hook input priority 0; policy accept; ip saddr \(client) drop; }
-        chain output { type filter hook output priority 0; policy accept; ip daddr \(client) drop; }
-        """
+    /// Every packet from the client dropped as it reaches the server; with
+    /// ``blackHoleFromServer`` on the client, every packet between the hosts: the server went
+    /// silent.
+    static let blackHole = "chain input { type filter hook input priority 0; policy accept; ip saddr \(client) drop; }"
 
-    /// `percent`% of the UDP datagrams to and from `port` dropped at random, each way.
+    /// Every packet from the server dropped as it reaches the client.
+    static let blackHoleFromServer = "chain input { type filter hook input priority 0; policy accept; ip saddr \(server) drop; }"
+
+    /// `percent`% of the UDP datagrams to `port` dropped at random as they reach the server
+    /// (``udpLoss(port:percent:)`` on the server, ``udpReplyLoss(port:percent:)`` on the
+    /// client, for both ways).
     static func udpLoss(port: UInt16, percent: Int) -> String {
-        """
-        chain input { type filter hook input priority 0; policy accept; udp dport \(port) numgen random mod 100 < \(percent) drop; }
-        chain output { type filter hook output priority 0; policy accept; udp sport \(port) numgen random mod 100 < \(percent) drop; }
-        """
+        "chain input { type filter hook input priority 0; policy accept; udp dport \(port) numgen random mod 100 < \(percent) drop; }"
+    }
+
+    /// `percent`% of the UDP datagrams from `port` dropped at random as they reach the client.
+    static func udpReplyLoss(port: UInt16, percent: Int) -> String {
+        "chain input { type filter hook input priority 0; policy accept; udp sport \(port) numgen random mod 100 < \(percent) drop; }"
     }
 
     /// The client's TCP packets to `port` answered with a reset.
@@ -75,8 +88,8 @@ enum FaultHosts {
         "chain input { type filter hook input priority 0; policy accept; tcp dport \(port) reject with tcp reset; }"
     }
 
-    private static func run(_ command: String) async throws -> ChildProcess.Termination? {
-        let child = try inServer(command)
+    private static func run(_ command: String, inServer: Bool) async throws -> ChildProcess.Termination? {
+        let child = try inServer ? Self.inServer(command) : ChildProcess("/bin/sh", ["-c", "exec " + command + " 2>&1"])
         return await onPOSIXThread { child.finish(timeout: .seconds(10)) }
     }
 }
