@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Drives the example servers over TLS with real, independent clients: curl (with and without
-# the CA), openssl s_client (TLS 1.2 and 1.3, ALPN, SNI, session resumption, a client
+# the CA), openssl s_client (TLS 1.2 and 1.3, ALPN, SNI picking the certificate, session resumption, a client
 # certificate, a renegotiation attempt), wrk and h2load over https, Python's ssl module, socat
 # and echo-client against echo-server, redis-cli --tls against kv-server.
 #
@@ -153,6 +153,26 @@ ok "wrk over https: $(grep -o 'Requests/sec: *[0-9.]*' "$work/wrk.out")"
 timeout 60 h2load --h1 -n 20000 -c 16 "https://127.0.0.1:$https_port/" | tee "$work/h2load.out"
 grep -q 'requests: 20000 total, 20000 started, 20000 done, 20000 succeeded' "$work/h2load.out" || fail "h2load over TLS: not every request succeeded"
 ok "h2load --h1 over TLS: 20000 requests succeeded"
+
+section "http-hello with a second certificate by server name (SNI): openssl s_client, curl"
+start_server http-hello "${tls_args[@]}" --tls-sni "*.other.test=$certs/other.pem:$certs/other.key,other.test=$certs/other.pem:$certs/other.key"
+# subject NAME [s_client options]: the subject of the certificate the server presents.
+subject() { s_client -CAfile "$certs/ca.pem" -verify_return_error "$@" <<<"$request" | sed -n 's/^subject=//p' | head -n 1; }
+for name in api.other.test other.test; do
+    got=$(subject -servername "$name")
+    [[ $got == *"CN = other.test"* ]] || fail "SNI $name: the server presented '$got', not other.test's certificate"
+    ok "s_client -servername $name: $got"
+done
+got=$(subject -servername localhost)
+[[ $got == *"CN = localhost"* ]] || fail "SNI localhost: the server presented '$got', not the default certificate"
+ok "s_client -servername localhost: $got (the default)"
+got=$(subject -noservername)
+[[ $got == *"CN = localhost"* ]] || fail "no SNI: the server presented '$got', not the default certificate"
+ok "s_client -noservername: $got (the default)"
+body=$(timeout 10 curl -sS --cacert "$certs/ca.pem" --resolve "api.other.test:$port:127.0.0.1" "https://api.other.test:$port/") \
+    || fail "curl https://api.other.test (SNI, verified against other.test's certificate) failed"
+[[ $body == "Hello, World!" ]] || fail "curl https://api.other.test got '$body'"
+ok "curl https://api.other.test (verified by name): Hello, World!"
 
 section "http-hello with client certificates required (mutual TLS)"
 start_server http-hello "${tls_args[@]}" --tls-client-ca "$certs/ca.pem"

@@ -2,7 +2,7 @@
 //
 //   swift run echo-server [--host 127.0.0.1] [--port 7000] [--threads 1] [--listener per-loop|shared]
 //                         [--idle-timeout SECONDS] [--keep-alive SECONDS]
-//                         [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]
+//                         [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE] [--tls-sni NAME=CERT:KEY,...]]
 //
 // With --threads N it runs N event loops. `--listener per-loop` (the default) gives each loop
 // its own listener on the same port (SO_REUSEPORT), so the kernel spreads connections over the

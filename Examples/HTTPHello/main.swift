@@ -1,7 +1,7 @@
 // http-hello: an HTTP/1.1 server that answers `GET /` with `Hello, World!`.
 //
 //   swift run -c release http-hello [--host 127.0.0.1] [--port 8080] [--threads 1] [--listener per-loop|shared] [--idle-timeout 60]
-//                                   [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]
+//                                   [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE] [--tls-sni NAME=CERT:KEY,...]]
 //
 // With --tls-cert and --tls-key it serves HTTPS (TLS 1.2 and 1.3, ALPN http/1.1): the same
 // handler, over a TorusTLS stream instead of the connection.

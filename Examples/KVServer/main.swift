@@ -2,7 +2,7 @@
 // redis-benchmark.
 //
 //   swift run -c release kv-server [--host 127.0.0.1] [--port 6379] [--threads 1] [--max-bulk BYTES]
-//                                  [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]
+//                                  [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE] [--tls-sni NAME=CERT:KEY,...]]
 //
 // PING, ECHO, SET (EX, PX, NX, XX, KEEPTTL), GET, DEL, EXISTS, INCR/DECR/INCRBY/DECRBY, MGET,
 // MSET, EXPIRE/PEXPIRE, PERSIST, TTL/PTTL, DBSIZE, FLUSHDB/FLUSHALL, SELECT 0, COMMAND

@@ -3,14 +3,16 @@ public import Torus
 public import TorusTLS
 
 /// TLS for the example servers: `--tls-cert FILE --tls-key FILE` serves over TLS instead of
-/// plaintext, and `--tls-client-ca FILE` also requires client certificates signed by that CA
-/// (mutual TLS). `scripts/make-test-certs.sh DIR` makes certificates to try it with.
+/// plaintext, `--tls-client-ca FILE` also requires client certificates signed by that CA
+/// (mutual TLS), and `--tls-sni NAME=CERT:KEY[,NAME=CERT:KEY...]` serves other certificates
+/// to clients asking for those names (SNI; a name may be `*.domain`).
+/// `scripts/make-test-certs.sh DIR` makes certificates to try it with.
 extension ExampleServer {
     /// The TLS option names, to add to an example's accepted options.
-    public static let tlsOptionNames: Set<String> = ["tls-cert", "tls-key", "tls-client-ca"]
+    public static let tlsOptionNames: Set<String> = ["tls-cert", "tls-key", "tls-client-ca", "tls-sni"]
 
     /// The TLS options as a usage fragment.
-    public static let tlsUsage = "[--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]"
+    public static let tlsUsage = "[--tls-cert FILE --tls-key FILE [--tls-client-ca FILE] [--tls-sni NAME=CERT:KEY,...]]"
 
     /// The server TLS context the options ask for, or nil for plaintext.
     ///
@@ -22,18 +24,35 @@ extension ExampleServer {
         let certificate = options.string("tls-cert")
         let key = options.string("tls-key")
         guard let certificate, let key else {
-            if certificate != nil || key != nil || options.string("tls-client-ca") != nil {
-                throw ExampleUsageError("--tls-cert and --tls-key go together (and --tls-client-ca needs both)\n\(options.usage)")
+            if certificate != nil || key != nil || options.string("tls-client-ca") != nil || options.string("tls-sni") != nil {
+                throw ExampleUsageError("--tls-cert and --tls-key go together (and --tls-client-ca and --tls-sni need both)\n\(options.usage)")
             }
             return nil
         }
         var configuration = TLSConfiguration.server(certificateChain: .file(certificate), privateKey: .file(key))
         configuration.applicationProtocols = applicationProtocols
+        if let table = options.string("tls-sni") {
+            configuration.identitiesByServerName = try serverNameIdentities(table, usage: options.usage)
+        }
         if let clientCA = options.string("tls-client-ca") {
             configuration.clientAuthentication = .required
             configuration.trustRoots = .certificates(.file(clientCA))
         }
         return try TLSContext(configuration)
+    }
+
+    /// `NAME=CERT:KEY,...` as identities by server name.
+    static func serverNameIdentities(_ table: String, usage: String) throws(ExampleUsageError) -> [String: TLSConfiguration.Identity] {
+        var identities: [String: TLSConfiguration.Identity] = [:]
+        for entry in table.split(separator: ",") {
+            let nameAndFiles = entry.split(separator: "=", maxSplits: 1)
+            let files = nameAndFiles.last?.split(separator: ":", maxSplits: 1) ?? []
+            guard nameAndFiles.count == 2, files.count == 2, !nameAndFiles[0].isEmpty else {
+                throw ExampleUsageError("--tls-sni takes NAME=CERT:KEY entries separated by commas, not '\(entry)'\n\(usage)")
+            }
+            identities[String(nameAndFiles[0])] = .init(certificateChain: .file(String(files[0])), privateKey: .file(String(files[1])))
+        }
+        return identities
     }
 
     /// Serves the connections of every listener as ``serve(_:configuration:handle:)`` does,
