@@ -7,7 +7,8 @@ import Glibc
 extension TorusTests {
     /// Faults across a real link (a veth pair between network namespaces), injected by
     /// nftables where packets arrive: a peer gone silent, a connect into a black hole,
-    /// dead-peer detection by keep-alive and TCP_USER_TIMEOUT, resets in flight.
+    /// dead-peer detection by keep-alive and TCP_USER_TIMEOUT, a server's idle timeout,
+    /// resets in flight.
     @Suite(.enabled(if: FaultHosts.unavailableReason == nil, Comment(rawValue: FaultHosts.unavailableReason ?? "")),
            .noDescriptorLeaks)
     struct FaultTests {
@@ -74,6 +75,46 @@ extension TorusTests {
             #expect(error?.errno == ETIMEDOUT)
             #expect(ContinuousClock.now - started < .seconds(8))
             await connection.close()
+            try await FaultHosts.inject(nil)
+            _ = peer
+        }
+
+        /// A `Server` in this host, its client on the other: the link goes dark while the
+        /// server is sending, so bytes stay unacknowledged and nothing moves, not even in the
+        /// kernel. The idle timeout closes the connection and ends the handler's write.
+        @Test func aServerIdleTimeoutClosesAConnectionWhosePeerWentSilent() async throws {
+            let listener = try await Listener(bindingTo: .ipv4(FaultHosts.client, port: 9107))
+            let idleTimeout: Duration = .milliseconds(500)
+            let server = Server(listener: listener, configuration: .init(idleTimeout: idleTimeout))
+            let (endings, ending) = AsyncStream.makeStream(of: String.self)
+            let running = Task {
+                try await server.run { connection in
+                    do {
+                        // Echo the first line, then send for ever: the link goes dark meanwhile.
+                        guard let line = try await connection.read() else { return }
+                        try await connection.write(line)
+                        let chunk = [UInt8](repeating: 4, count: 64 * 1024)
+                        while true { try await connection.write(chunk) }
+                    } catch let error as TorusError {
+                        ending.yield("\(error.operation): \(error.kind)")
+                    }
+                }
+            }
+            // The client: one line, then it reads whatever comes until the test ends.
+            let peer = try FaultHosts.inServer(
+                "sh -c '(echo ping; sleep 20) | socat -T 30 - TCP4:\(FaultHosts.client):9107,rcvbuf=4096'")
+            let echoed = await onPOSIXThread { peer.read(until: { $0.contains("ping") }, timeout: .seconds(10)) }
+            try #require(echoed, "the client got no echo: \(peer.outputText)")
+            try await FaultHosts.inject(FaultHosts.blackHole, clientChains: FaultHosts.blackHoleFromServer)
+            let started = ContinuousClock.now
+            var results = endings.makeAsyncIterator()
+            #expect(await results.next() == "write: timed out")
+            // Closed after the idle timeout (counted from the last byte acknowledged, a sweep or
+            // so before the link went dark), within a few sweeps.
+            let closedAfter = ContinuousClock.now - started
+            #expect(closedAfter >= idleTimeout / 2 && closedAfter < idleTimeout * 4, "closed after \(closedAfter)")
+            server.shutdown()
+            try await running.value
             try await FaultHosts.inject(nil)
             _ = peer
         }
