@@ -25,6 +25,7 @@ let package = Package(
         .executable(name: "tcp-proxy", targets: ["TCPProxy"]),
         .executable(name: "echo-service", targets: ["EchoService"]),
         .executable(name: "chaos-soak", targets: ["ChaosSoak"]),
+        .executable(name: "fault-relay", targets: ["FaultRelay"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
@@ -156,6 +157,13 @@ let package = Package(
             dependencies: ["CChaosSoakTLS"],
             path: "Tests/ChaosSoak",
             swiftSettings: strictSwift
+        ),
+        // The fault relay (scripts/check-relay.sh): a TCP relay between a client and an example
+        // server that delays, trickles, cuts, stalls or half-closes; plain POSIX sockets in C,
+        // independent of Torus, like the soak client.
+        .executableTarget(
+            name: "FaultRelay",
+            path: "Tests/FaultRelay"
         ),
         // The soak client's wrappers for OpenSSL's macros; its own, not CTorusTLS.
         .target(

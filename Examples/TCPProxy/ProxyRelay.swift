@@ -18,12 +18,19 @@ enum ProxyRelay {
     /// client (about once in two million connections). Common proxies wait longer still.
     static let connectTimeout = Duration.seconds(30)
 
-    static func serve(_ client: Connection, upstream: SocketAddress) async {
+    /// Relays `client` to `upstream` until both directions end.
+    ///
+    /// `idleTimeout` (the server's, if it has one) also bounds each write to the upstream:
+    /// the server's idle timeout closes the client connection, which ends a pump waiting on
+    /// the client, but not one stuck writing to an upstream that stopped reading; that write
+    /// then ends on its own timeout and closes both sides.
+    static func serve(_ client: Connection, upstream: SocketAddress, idleTimeout: Duration?) async {
         let server: Connection
         do {
             // On the client's loop: both pumps then run there, and a write to the other side
             // is a call on the same executor, no thread hop.
-            server = try await Connection.connect(to: upstream, timeout: connectTimeout, on: client.eventLoop)
+            server = try await Connection.connect(
+                to: upstream, timeout: connectTimeout, options: .init(writeTimeout: idleTimeout), on: client.eventLoop)
         } catch {
             printToStandardError("tcp-proxy: cannot reach \(upstream) for \(client.remoteAddress): \(error)")
             await client.close()
