@@ -23,8 +23,10 @@ import Glibc
 ///
 /// The kernel accepts connections continuously (one multishot accept) into a bounded queue;
 /// when the queue is full, accepting pauses and new connections wait in the kernel's backlog.
-/// Running out of descriptors (`EMFILE`, `ENFILE`) pauses accepting briefly and logs; it never
-/// ends the sequence. ``close()`` ends every iteration.
+/// Running out of descriptors or memory (`EMFILE`, `ENFILE`, `ENOMEM`, `ENOBUFS`) pauses
+/// accepting briefly and logs (a warning at the first pause, a summary at most every 10 s while
+/// it lasts, a line when accepting works again); it never ends the sequence. ``close()`` ends
+/// every iteration.
 public actor Listener: AsyncSequence {
     /// Each accepted connection.
     public typealias Element = Connection
@@ -43,7 +45,8 @@ public actor Listener: AsyncSequence {
         public var ipv6Only: Bool? = nil
         /// Accepted connections held before accepting pauses.
         public var acceptQueueCapacity = 256
-        /// How long accepting pauses after the process runs out of descriptors.
+        /// How long accepting pauses after the process runs out of descriptors or memory,
+        /// before it tries again.
         public var resourceExhaustionPause: Duration = .milliseconds(100)
         /// Options for every accepted connection.
         public var connectionOptions = ConnectionOptions()

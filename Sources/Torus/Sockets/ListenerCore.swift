@@ -36,6 +36,8 @@ final class ListenerCore: CompletionHandler, @unchecked Sendable {
     private var isHeld = false
     /// Counts accept pauses for want of descriptors or memory.
     private let pauses: Counter
+    /// What is logged about those pauses: a few lines per episode, not one per pause.
+    private var pauseLog: AcceptPauseLog
 
     /// The result handed to waiters when the listener closes.
     private static let closedResult = Completion(result: -EBADF)
@@ -47,6 +49,7 @@ final class ListenerCore: CompletionHandler, @unchecked Sendable {
         self.unixPath = unixPath
         self.capacity = max(1, options.acceptQueueCapacity)
         self.exhaustionPause = options.resourceExhaustionPause
+        self.pauseLog = AcceptPauseLog(pause: options.resourceExhaustionPause)
         self.logger = logger
     }
 
@@ -143,8 +146,9 @@ final class ListenerCore: CompletionHandler, @unchecked Sendable {
 
     func handle(_ completion: Completion, for operation: OperationID, on loop: EventLoop) {
         if operation == pauseTimer {
+            // Expired, or cancelled by close(); the first accepted connection ends the episode
+            // in the log.
             pauseTimer = nil
-            logger.info("resuming accept")
             armIfRoom()
         } else {
             handleAccept(completion)
@@ -175,6 +179,7 @@ final class ListenerCore: CompletionHandler, @unchecked Sendable {
             loop.closeDetached(newFD)
             return
         }
+        if pauseLog.isPaused, let line = pauseLog.accepted(at: .now) { log(line) }
         while let waiter = waiters.popFirst() {
             if loop.resume(waiter, with: Completion(result: newFD)) { return }
         }
@@ -187,10 +192,7 @@ final class ListenerCore: CompletionHandler, @unchecked Sendable {
             // We asked for it (queue full or closing), or the loop is stopping.
             break
         case EMFILE, ENFILE, ENOMEM, ENOBUFS:
-            logger.warning("accept paused for \(exhaustionPause): \(TorusError.describe(errno: errno))")
-            pauses.increment()
-            if let acceptRequest { loop.requestCancel(acceptRequest) }
-            if !isClosed { pauseTimer = loop.startTimer(exhaustionPause, handledBy: self) }
+            pause(for: errno)
         case ECONNABORTED, EINTR, EAGAIN, EPROTO, EPERM, ENETDOWN, ENONET, EHOSTUNREACH, EOPNOTSUPP, ENETUNREACH, ETIMEDOUT:
             // About one connection, not the listener: keep accepting.
             logger.debug("accept: \(TorusError.describe(errno: errno))")
@@ -199,6 +201,21 @@ final class ListenerCore: CompletionHandler, @unchecked Sendable {
             logger.error("listener failed: \(error)")
             failure = error
             while let waiter = waiters.popFirst() { loop.resume(waiter, with: Completion(result: -errno)) }
+        }
+    }
+
+    /// Pauses accepting for `exhaustionPause` after `errno`.
+    private func pause(for errno: Int32) {
+        pauses.increment()
+        if let line = pauseLog.paused(errno, at: .now) { log(line) }
+        if let acceptRequest { loop.requestCancel(acceptRequest) }
+        if !isClosed { pauseTimer = loop.startTimer(exhaustionPause, handledBy: self) }
+    }
+
+    private func log(_ line: AcceptPauseLog.Line) {
+        switch line.level {
+        case .warning: logger.warning("\(line.message)")
+        case .info: logger.info("\(line.message)")
         }
     }
 }
