@@ -153,6 +153,37 @@ extension TorusTests {
             #expect(lines.last?.hasSuffix("(\(name))") == true, "\(lines)")
         }
 
+        /// An error about one connection (`EPERM`, `ECONNABORTED`, …) is followed by the next
+        /// accept at once. But one that repeats with no connection accepted in between is not
+        /// about a connection: accept failing with `EPERM` 200 times in a row (a filter, not a
+        /// firewall rule) made the listener spin, a failed `accept4` every loop turn. It now
+        /// pauses, as for `ENFILE`, after 64 in a row, and says so.
+        @Test func aPerConnectionErrorThatRepeatsWithNoConnectionBetweenPausesAcceptingInsteadOfSpinning() async throws {
+            let (child, output) = try Self.startEchoServer(failing: "eperm", ["--failures", "200"])
+            var stopped = false
+            defer { if !stopped { kill(child.pid, SIGKILL) } }
+            let port = try await Self.listeningPort(output)
+            try #require(await output.wait(for: "accept goes through again"), "\(output.text)")
+
+            let client = try RawSocket.connected(toLoopbackPort: port)
+            defer { client.close() }
+            let line = Array("served after 200 failures\n".utf8)
+            try client.sendAll(line)
+            let echoed = await onPOSIXThread { try? client.receive(maxBytes: line.count) }
+            #expect(echoed == line)
+
+            // Logged before the echo went out; the whole output is in once the server stopped.
+            await Self.stop(child, output)
+            stopped = true
+            let lines = Self.pauseLines(output.text)
+            #expect(lines.count == 2, "\(lines)")
+            #expect(lines.first?.contains("accept paused for 100 ms after 64 failures in a row: EPERM: Operation not permitted (errno 1)") == true,
+                    "\(lines)")
+            // 200 failures: a pause after each 64, and 8 more.
+            #expect(lines.last?.contains("resuming accept after 3 pauses over ") == true, "\(lines)")
+            #expect(lines.last?.hasSuffix(" (EPERM)") == true, "\(lines)")
+        }
+
         /// Accept failing for good: the server keeps running and pausing (quietly), leaves the
         /// waiting connections in the backlog, and stops cleanly on SIGTERM in the middle of a
         /// pause.

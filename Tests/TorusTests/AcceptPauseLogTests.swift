@@ -117,6 +117,13 @@ extension TorusTests {
             #expect(run.messages[2] == "resuming accept after 101 pauses over 10.1 s (1 EMFILE, 75 ENFILE, 25 ENOMEM)")
         }
 
+        @Test func aPauseAfterManyPerConnectionErrorsInARowSaysHowMany() {
+            var log = AcceptPauseLog(pause: .milliseconds(100))
+            let line = log.paused(EPERM, inARow: 64, at: .now)
+            #expect(line?.message.hasPrefix("accept paused for 100 ms after 64 failures in a row: EPERM: Operation not permitted (errno 1); ") == true,
+                    "\(String(describing: line))")
+        }
+
         @Test func durationsAreWrittenForPeople() {
             #expect(AcceptPauseLog.format(.milliseconds(100)) == "100 ms")
             #expect(AcceptPauseLog.format(.zero) == "0 ms")
@@ -126,7 +133,8 @@ extension TorusTests {
             #expect(AcceptPauseLog.format(.seconds(200)) == "3 min 20 s")
             #expect(AcceptPauseLog.format(.seconds(120)) == "2 min")
             #expect(AcceptPauseLog.name(of: ENOBUFS) == "ENOBUFS")
-            #expect(AcceptPauseLog.name(of: EPERM) == "errno 1")
+            #expect(AcceptPauseLog.name(of: ECONNABORTED) == "ECONNABORTED")
+            #expect(AcceptPauseLog.name(of: EINVAL) == "errno 22")
         }
     }
 }

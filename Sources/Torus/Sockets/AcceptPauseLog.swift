@@ -72,13 +72,16 @@ struct AcceptPauseLog: Sendable {
     /// connection).
     var isPaused: Bool { episode?.isPaused ?? false }
 
-    /// Accepting failed with `errno` at `now` and pauses. Returns the line to log, if any.
-    mutating func paused(_ errno: Int32, at now: ContinuousClock.Instant) -> Line? {
+    /// Accepting failed with `errno` at `now` and pauses: at once for running out of
+    /// descriptors or memory, after `count` failures in a row for an error about one
+    /// connection that keeps coming. Returns the line to log, if any.
+    mutating func paused(_ errno: Int32, inARow count: Int = 1, at now: ContinuousClock.Instant) -> Line? {
         guard var episode, episode.isPaused || episode.resumed.map({ now - $0 < summaryInterval }) == true else {
             var episode = Episode(start: now, lastPause: now, lastLine: now)
             episode.total.add(errno)
             self.episode = episode
-            return Line(level: .warning, message: "accept paused for \(Self.format(pause)): \(Self.describe(errno)); "
+            let cause = count > 1 ? " after \(count) failures in a row" : ""
+            return Line(level: .warning, message: "accept paused for \(Self.format(pause))\(cause): \(Self.describe(errno)); "
                 + "retrying every \(Self.format(pause)) while it lasts, with a summary at most every \(Self.format(summaryInterval))")
         }
         episode.total.add(errno)
@@ -139,6 +142,16 @@ struct AcceptPauseLog: Sendable {
         case ENFILE: "ENFILE"
         case ENOMEM: "ENOMEM"
         case ENOBUFS: "ENOBUFS"
+        case ECONNABORTED: "ECONNABORTED"
+        case EPERM: "EPERM"
+        case EPROTO: "EPROTO"
+        case EINTR: "EINTR"
+        case ENETDOWN: "ENETDOWN"
+        case ENETUNREACH: "ENETUNREACH"
+        case ENONET: "ENONET"
+        case EHOSTUNREACH: "EHOSTUNREACH"
+        case EOPNOTSUPP: "EOPNOTSUPP"
+        case ETIMEDOUT: "ETIMEDOUT"
         default: "errno \(errno)"
         }
     }

@@ -45,8 +45,8 @@ public actor Listener: AsyncSequence {
         public var ipv6Only: Bool? = nil
         /// Accepted connections held before accepting pauses.
         public var acceptQueueCapacity = 256
-        /// How long accepting pauses after the process runs out of descriptors or memory,
-        /// before it tries again.
+        /// How long accepting pauses after the process runs out of descriptors or memory (or
+        /// after 64 errors about single connections in a row), before it tries again.
         public var resourceExhaustionPause: Duration = .milliseconds(100)
         /// Options for every accepted connection.
         public var connectionOptions = ConnectionOptions()
