@@ -150,6 +150,8 @@ extension TorusTests {
             #expect(lines.first?.contains("accept paused for 100 ms: \(name): \(String(cString: strerror(name == "ENFILE" ? ENFILE : ENOMEM)))") == true,
                     "\(lines)")
             #expect(lines.last?.contains("resuming accept after \(failed) pauses over ") == true, "\(lines)")
+            // Which listener: the port it was given (it asked for port 0).
+            #expect(lines.allSatisfy { $0.contains("listener=127.0.0.1:\(port) ") }, "\(lines)")
             #expect(lines.last?.hasSuffix("(\(name))") == true, "\(lines)")
         }
 

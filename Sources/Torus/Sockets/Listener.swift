@@ -187,11 +187,12 @@ public actor Listener: AsyncSequence {
             Glibc.close(fd)
             throw error
         }
-        var logger = logger
-        logger[metadataKey: "listener"] = "\(address)"
         self.eventLoop = loop
         self.connectionLoops = connectionLoops
         self.localAddress = SocketSyscalls.localAddress(fd) ?? address
+        // The bound address, so that a listener on port 0 logs the port it got.
+        var logger = logger
+        logger[metadataKey: "listener"] = "\(localAddress)"
         self.options = options
         let unixPath: String? = if case .unix(let path) = address { path } else { nil }
         let pauses = Counter(
