@@ -54,7 +54,8 @@ struct AcceptPauseLog: Sendable {
         var unreported = ErrnoTally()
         /// No connection has been accepted since the latest pause.
         var isPaused = true
-        /// When a connection was first accepted after the latest pause, once one was.
+        /// When a connection was last accepted after a pause (nil until one was): the
+        /// episode is over once no pause follows within `summaryInterval`.
         var resumed: ContinuousClock.Instant?
     }
 
