@@ -183,6 +183,13 @@ let package = Package(
             name: "DenyIOUring",
             path: "Tests/DenyIOUring"
         ),
+        // A test helper too: runs a program whose accept and accept4 calls fail with ENFILE,
+        // ENOMEM or EPERM (a seccomp filter whose supervisor can let them through again later;
+        // Tests/FailAccept/FailAccept.c), for AcceptErrorTests on the epoll engine.
+        .executableTarget(
+            name: "FailAccept",
+            path: "Tests/FailAccept"
+        ),
         .testTarget(
             name: "TorusTests",
             dependencies: [

@@ -23,8 +23,10 @@ import Glibc
 ///
 /// The kernel accepts connections continuously (one multishot accept) into a bounded queue;
 /// when the queue is full, accepting pauses and new connections wait in the kernel's backlog.
-/// Running out of descriptors (`EMFILE`, `ENFILE`) pauses accepting briefly and logs; it never
-/// ends the sequence. ``close()`` ends every iteration.
+/// Running out of descriptors or memory (`EMFILE`, `ENFILE`, `ENOMEM`, `ENOBUFS`) pauses
+/// accepting briefly and logs (a warning at the first pause, a summary at most every 10 s while
+/// it lasts, a line when accepting works again); it never ends the sequence. ``close()`` ends
+/// every iteration.
 public actor Listener: AsyncSequence {
     /// Each accepted connection.
     public typealias Element = Connection
@@ -43,7 +45,8 @@ public actor Listener: AsyncSequence {
         public var ipv6Only: Bool? = nil
         /// Accepted connections held before accepting pauses.
         public var acceptQueueCapacity = 256
-        /// How long accepting pauses after the process runs out of descriptors.
+        /// How long accepting pauses after the process runs out of descriptors or memory (or
+        /// after 64 errors about single connections in a row), before it tries again.
         public var resourceExhaustionPause: Duration = .milliseconds(100)
         /// Options for every accepted connection.
         public var connectionOptions = ConnectionOptions()
@@ -184,11 +187,12 @@ public actor Listener: AsyncSequence {
             Glibc.close(fd)
             throw error
         }
-        var logger = logger
-        logger[metadataKey: "listener"] = "\(address)"
         self.eventLoop = loop
         self.connectionLoops = connectionLoops
         self.localAddress = SocketSyscalls.localAddress(fd) ?? address
+        // The bound address, so that a listener on port 0 logs the port it got.
+        var logger = logger
+        logger[metadataKey: "listener"] = "\(localAddress)"
         self.options = options
         let unixPath: String? = if case .unix(let path) = address { path } else { nil }
         let pauses = Counter(

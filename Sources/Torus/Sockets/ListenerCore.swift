@@ -34,11 +34,23 @@ final class ListenerCore: CompletionHandler, @unchecked Sendable {
     /// Set while the listener's owner wants no more connections accepted (a server at its
     /// connection limit): the kernel's backlog holds new ones meanwhile.
     private var isHeld = false
-    /// Counts accept pauses for want of descriptors or memory.
+    /// Counts accept pauses for want of descriptors or memory (or after
+    /// ``failuresBeforePause`` per-connection errors in a row).
     private let pauses: Counter
+    /// Per-connection errors since the last accepted connection.
+    private var failuresInARow = 0
+    /// What is logged about those pauses: a few lines per episode, not one per pause.
+    private var pauseLog: AcceptPauseLog
 
     /// The result handed to waiters when the listener closes.
     private static let closedResult = Completion(result: -EBADF)
+
+    /// Per-connection errors (`ECONNABORTED`, `EPERM`, …) in a row, with no connection
+    /// accepted in between, after which accepting pauses as if it had run out of descriptors.
+    /// Each such error normally takes one connection off the backlog and the next accept is
+    /// made at once; one that repeats without end (accept forbidden by a filter, say) would
+    /// otherwise make the listener spin, a failed accept every loop turn.
+    static let failuresBeforePause = 64
 
     init(fd: CInt, loop: EventLoop, unixPath: String?, options: Listener.Options, logger: Logger, pauses: Counter) {
         self.pauses = pauses
@@ -47,6 +59,7 @@ final class ListenerCore: CompletionHandler, @unchecked Sendable {
         self.unixPath = unixPath
         self.capacity = max(1, options.acceptQueueCapacity)
         self.exhaustionPause = options.resourceExhaustionPause
+        self.pauseLog = AcceptPauseLog(pause: options.resourceExhaustionPause)
         self.logger = logger
     }
 
@@ -143,8 +156,9 @@ final class ListenerCore: CompletionHandler, @unchecked Sendable {
 
     func handle(_ completion: Completion, for operation: OperationID, on loop: EventLoop) {
         if operation == pauseTimer {
+            // Expired, or cancelled by close(); the first accepted connection ends the episode
+            // in the log.
             pauseTimer = nil
-            logger.info("resuming accept")
             armIfRoom()
         } else {
             handleAccept(completion)
@@ -175,6 +189,8 @@ final class ListenerCore: CompletionHandler, @unchecked Sendable {
             loop.closeDetached(newFD)
             return
         }
+        failuresInARow = 0
+        if pauseLog.isPaused, let line = pauseLog.accepted(at: .now) { log(line) }
         while let waiter = waiters.popFirst() {
             if loop.resume(waiter, with: Completion(result: newFD)) { return }
         }
@@ -187,18 +203,37 @@ final class ListenerCore: CompletionHandler, @unchecked Sendable {
             // We asked for it (queue full or closing), or the loop is stopping.
             break
         case EMFILE, ENFILE, ENOMEM, ENOBUFS:
-            logger.warning("accept paused for \(exhaustionPause): \(TorusError.describe(errno: errno))")
-            pauses.increment()
-            if let acceptRequest { loop.requestCancel(acceptRequest) }
-            if !isClosed { pauseTimer = loop.startTimer(exhaustionPause, handledBy: self) }
+            pause(for: errno)
         case ECONNABORTED, EINTR, EAGAIN, EPROTO, EPERM, ENETDOWN, ENONET, EHOSTUNREACH, EOPNOTSUPP, ENETUNREACH, ETIMEDOUT:
-            // About one connection, not the listener: keep accepting.
-            logger.debug("accept: \(TorusError.describe(errno: errno))")
+            // About one connection, not the listener: keep accepting, unless it keeps coming.
+            failuresInARow += 1
+            if failuresInARow >= Self.failuresBeforePause {
+                pause(for: errno, inARow: failuresInARow)
+            } else {
+                logger.debug("accept: \(TorusError.describe(errno: errno))")
+            }
         default:
             let error = TorusError(errno: errno, operation: .accept)
             logger.error("listener failed: \(error)")
             failure = error
             while let waiter = waiters.popFirst() { loop.resume(waiter, with: Completion(result: -errno)) }
+        }
+    }
+
+    /// Pauses accepting for `exhaustionPause` after `errno`, the last of `count` failures in a
+    /// row.
+    private func pause(for errno: Int32, inARow count: Int = 1) {
+        failuresInARow = 0
+        pauses.increment()
+        if let line = pauseLog.paused(errno, inARow: count, at: .now) { log(line) }
+        if let acceptRequest { loop.requestCancel(acceptRequest) }
+        if !isClosed { pauseTimer = loop.startTimer(exhaustionPause, handledBy: self) }
+    }
+
+    private func log(_ line: AcceptPauseLog.Line) {
+        switch line.level {
+        case .warning: logger.warning("\(line.message)")
+        case .info: logger.info("\(line.message)")
         }
     }
 }
