@@ -129,6 +129,7 @@ server_prefix=()
 start_server() {
     local name=$1 log=$work/$1.$RANDOM.log
     shift
+    : >"$log"  # before sed reads it: the background job may not have opened it yet
     # `ip netns exec` execs the program, so $! is the server itself.
     ${server_prefix[@]+"${server_prefix[@]}"} "$bin/$name" --host "$server_host" --port 0 "$@" >"$log" 2>&1 &
     pid=$!

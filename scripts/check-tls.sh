@@ -48,6 +48,7 @@ tls_args=(--tls-cert "$certs/server.pem" --tls-key "$certs/server.key")
 start_server() {
     local name=$1 log=$work/$1.$RANDOM.log
     shift
+    : >"$log"  # before sed reads it: the background job may not have opened it yet
     server_log=$log
     "$bin/$name" --host 127.0.0.1 --port 0 "$@" >"$log" 2>&1 &
     pids+=($!)
