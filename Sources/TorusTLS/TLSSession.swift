@@ -186,6 +186,13 @@ final class TLSSession {
 
     /// Encrypts `plaintext` into records, which wait in the transport.
     func encrypt(_ plaintext: UnsafeRawBufferPointer) throws(TLSError) {
+        // A read that failed (an alert, a bad record, a cut connection) failed the connection,
+        // also when the bytes before it were returned first. OpenSSL then refuses SSL_write
+        // without saying why (an empty error queue, SSL_ERROR_ZERO_RETURN): the write fails
+        // with the read's cause instead (FuzzTLSRecords found it).
+        if let readFailure {
+            throw TLSError(readFailure.kind, step: .write, alert: readFailure.alert, detail: readFailure.detail)
+        }
         var offset = 0
         while offset < plaintext.count {
             // SSL_write takes an Int32 count; the transport takes every byte, so each call
@@ -198,8 +205,10 @@ final class TLSSession {
         }
     }
 
-    /// Writes close_notify into the transport.
+    /// Writes close_notify into the transport; nothing after a failed read (OpenSSL's
+    /// SSL_shutdown must not follow a fatal error).
     func writeCloseNotify() {
+        guard readFailure == nil else { return }
         ERR_clear_error()
         _ = SSL_shutdown(ssl)
     }
