@@ -62,17 +62,20 @@ extension TLSSession {
     private func certificateError(_ result: Int, step: TLSError.Step) -> TLSError {
         let (subject, issuer) = peerNames()
         let reason = String(cString: X509_verify_cert_error_string(result))
+        // A server that rejected a client's certificate has no names to give: OpenSSL keeps
+        // the peer's certificate only once it is verified (a client finds it in the chain).
         let who = subject.isEmpty ? "the peer's certificate" : "\"\(subject)\""
+        let issuedBy = issuer.isEmpty ? "" : ", issued by \"\(issuer)\","
         switch CInt(result) {
         case X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH:
             return TLSError(.hostnameMismatch, step: step,
                             detail: "the certificate is for \(peerAltNames()), not \(expectedName ?? "the name connected to")")
         case X509_V_ERR_CERT_HAS_EXPIRED:
-            return TLSError(.certificateExpired, step: step, detail: "\(who), issued by \"\(issuer)\", has expired")
+            return TLSError(.certificateExpired, step: step, detail: "\(who)\(issuedBy) has expired")
         case X509_V_ERR_CERT_NOT_YET_VALID:
-            return TLSError(.certificateNotYetValid, step: step, detail: "\(who), issued by \"\(issuer)\", is not valid yet")
+            return TLSError(.certificateNotYetValid, step: step, detail: "\(who)\(issuedBy) is not valid yet")
         default:
-            return TLSError(.untrustedCertificate, step: step, detail: "\(who), issued by \"\(issuer)\", is not trusted: \(reason)")
+            return TLSError(.untrustedCertificate, step: step, detail: "\(who)\(issuedBy) is not trusted: \(reason)")
         }
     }
 
