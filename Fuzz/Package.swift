@@ -1,7 +1,8 @@
 // swift-tools-version: 6.1
 // Coverage-guided fuzzing (libFuzzer) of Torus's parsers: SocketAddress, the framing helpers
-// (BufferedReader), and the examples' HTTP/1.1 and RESP decoders. Its own package, built only
-// with `-sanitize=fuzzer,address` by scripts/fuzz.sh, so that the core package never sees
+// (BufferedReader), the examples' HTTP/1.1 and RESP decoders, and TorusTLS's handling of TLS
+// records (over memory, through TorusTLS's `Fuzzing` SPI). Its own package, built only with
+// `-sanitize=fuzzer,address` by scripts/fuzz.sh, so that the core package never sees
 // libFuzzer. Each target is one fuzzer; Corpus/NAME holds its committed seeds.
 import PackageDescription
 
@@ -26,6 +27,12 @@ let package = Package(
         ], swiftSettings: fuzzer),
         .executableTarget(name: "FuzzRESP", dependencies: [
             "FuzzSupport", .product(name: "Torus", package: "Torus"), .product(name: "ExampleProtocols", package: "Torus"),
+        ], swiftSettings: fuzzer),
+        // OpenSSL for the TLS target's start-up (throwaway certificates) and libFuzzer's extra
+        // counters (coverage of OpenSSL's states, which are not instrumented).
+        .target(name: "CFuzzTLS", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
+        .executableTarget(name: "FuzzTLSRecords", dependencies: [
+            "FuzzSupport", "CFuzzTLS", .product(name: "TorusTLS", package: "Torus"),
         ], swiftSettings: fuzzer),
     ]
 )

@@ -34,18 +34,14 @@ public actor TLSStream: ByteStream {
     /// The connection's remote address.
     public nonisolated var remoteAddress: SocketAddress { connection.remoteAddress }
 
+    /// The OpenSSL state and the handling of its bytes; the stream does the I/O around it.
+    /// (`TLSMemorySession` mirrors the loops below over memory, for the fuzz targets: a change
+    /// to how they call the session belongs there too.)
     let session: TLSSession
-    /// For a client: the name (or address) the server's certificate must be for.
-    let expectedName: String?
-    /// Encrypted bytes received and not yet consumed by OpenSSL.
-    var leftover: [UInt8] = []
-    var leftoverStart = 0
     private(set) var phase = Phase.new
     private var handshakeWaiters: [CheckedContinuation<Void, any Error>] = []
     /// Set once the peer's close_notify has arrived (or the drain of a server ended reading).
     private var readEnded = false
-    /// A read error that comes after bytes already returned: thrown by the next read.
-    private var pendingReadError: (any Error)?
     private var isReading = false
     /// The error of a write that failed: the record stream is broken from then on, so every
     /// later write fails with it.
@@ -66,27 +62,9 @@ public actor TLSStream: ByteStream {
     ///     certificate (with ``TLSConfiguration/Verification/full``).
     /// - Throws: ``TLSError/Kind/invalidConfiguration`` when `context` is a server's.
     public init(clientOn connection: Connection, context: TLSContext, serverName: String? = nil) throws {
-        guard context.configuration.role == .client else {
-            throw TLSError(.invalidConfiguration, step: .handshake, detail: "a client stream needs a client context")
-        }
-        let name = serverName ?? connection.remoteAddress.hostText
-        let port = connection.remoteAddress.port.map { String($0) } ?? ""
+        self.session = try TLSSession.client(context: context, peer: connection.remoteAddress, serverName: serverName)
         self.connection = connection
         self.context = context
-        self.session = try TLSSession(context: context, sessionKey: "\(name):\(port)")
-        self.expectedName = name
-        SSL_set_connect_state(session.ssl)
-        if let serverName, !serverName.isIPAddress {
-            _ = torus_tls_set_host_name(session.ssl, serverName)
-        }
-        switch context.configuration.verification {
-        case .full where name.isIPAddress:
-            X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(session.ssl), name)
-        case .full:
-            SSL_set1_host(session.ssl, name)
-        case .noHostnameVerification, .none:
-            break
-        }
     }
 
     /// A server stream over `connection`, not yet shaken hands.
@@ -96,14 +74,9 @@ public actor TLSStream: ByteStream {
     ///   - context: A server context.
     /// - Throws: ``TLSError/Kind/invalidConfiguration`` when `context` is a client's.
     public init(serverOn connection: Connection, context: TLSContext) throws {
-        guard context.configuration.role == .server else {
-            throw TLSError(.invalidConfiguration, step: .handshake, detail: "a server stream needs a server context")
-        }
+        self.session = try TLSSession.server(context: context, peer: connection.remoteAddress)
         self.connection = connection
         self.context = context
-        self.session = try TLSSession(context: context, sessionKey: nil)
-        self.expectedName = nil
-        SSL_set_accept_state(session.ssl)
     }
 
     // MARK: What was agreed
@@ -194,9 +167,9 @@ public actor TLSStream: ByteStream {
             return left
         }
         while true {
-            let result = withLeftoverInput { SSL_do_handshake($0) }
-            let code = result == 1 ? SSL_ERROR_NONE : SSL_get_error(session.ssl, result)
-            let failure = code == SSL_ERROR_NONE || code == SSL_ERROR_WANT_READ ? nil : error(code: code, step: .handshake)
+            let progress = session.handshakeStep()
+            var failure: TLSError?
+            if case .failed(let error) = progress { failure = error }
             // The next flight, or the alert that says why the handshake failed.
             if let output = session.takeOutput() {
                 do {
@@ -210,10 +183,10 @@ public actor TLSStream: ByteStream {
                 }
             }
             if let failure { throw failure }
-            if code == SSL_ERROR_NONE { return }
+            if case .complete = progress { return }
             do {
                 if let bytes = try await connection.receive(timeout: try remaining()) {
-                    bytes.withUnsafeBytes { appendLeftover($0) }
+                    bytes.withUnsafeBytes { session.appendLeftover($0) }
                 } else {
                     session.endInput()
                 }
@@ -259,11 +232,11 @@ public actor TLSStream: ByteStream {
         }
         isReading = true
         defer { isReading = false }
-        if let error = pendingReadError {
-            throw error
+        if let failure = session.readFailure {
+            throw failure
         }
         if readEnded { return 0 }
-        var outcome = withLeftoverInput { _ in decrypt(into: buffer) }
+        var outcome = session.decryptLeftover(into: buffer)
         while true {
             await sendOutputQueued()
             switch outcome {
@@ -273,7 +246,6 @@ public actor TLSStream: ByteStream {
                 readEnded = true
                 return 0
             case .failed(let error):
-                pendingReadError = error
                 throw error
             case .needInput:
                 break
@@ -286,52 +258,11 @@ public actor TLSStream: ByteStream {
                     return 0
                 }
                 session.endInput()
-                outcome = withLeftoverInput { _ in decrypt(into: buffer) }
+                outcome = session.decryptLeftover(into: buffer)
                 continue
             }
-            outcome = bytes.withUnsafeBytes { input in
-                let (outcome, consumed) = session.withInput(input) { _ in decrypt(into: buffer) }
-                if consumed < input.count { appendLeftover(UnsafeRawBufferPointer(rebasing: input[consumed...])) }
-                return outcome
-            }
+            outcome = bytes.withUnsafeBytes { session.decrypt(into: buffer, received: $0) }
         }
-    }
-
-    enum ReadOutcome {
-        case bytes(Int)
-        case needInput
-        case end
-        case failed(any Error)
-    }
-
-    /// Decrypts from the transport's current input until `buffer` is full or the input is used
-    /// up.
-    private func decrypt(into buffer: UnsafeMutableRawBufferPointer) -> ReadOutcome {
-        var filled = 0
-        while filled < buffer.count {
-            let wanted = CInt(clamping: buffer.count - filled)
-            let result = SSL_read(session.ssl, buffer.baseAddress! + filled, wanted)
-            if result > 0 {
-                filled += Int(result)
-                continue
-            }
-            let code = SSL_get_error(session.ssl, result)
-            switch code {
-            case SSL_ERROR_WANT_READ:
-                return filled > 0 ? .bytes(filled) : .needInput
-            case SSL_ERROR_ZERO_RETURN:
-                if filled > 0 { return .bytes(filled) }
-                return .end
-            default:
-                let failure = error(code: code, step: .read)
-                if filled > 0 {
-                    pendingReadError = failure
-                    return .bytes(filled)
-                }
-                return .failed(failure)
-            }
-        }
-        return .bytes(filled)
     }
 
     // MARK: Writing
@@ -389,21 +320,13 @@ public actor TLSStream: ByteStream {
     }
 
     /// Encrypts `plaintext` into records, which wait in the transport for
-    /// ``encryptedOutput()``.
+    /// ``encryptedOutput()``; a failure breaks the write side.
     private func encrypt(_ plaintext: UnsafeRawBufferPointer) throws {
-        var offset = 0
-        while offset < plaintext.count {
-            // SSL_write takes an Int32 count; the transport takes every byte, so each call
-            // writes all it is given.
-            let count = min(plaintext.count - offset, 1 << 30)
-            ERR_clear_error()
-            let result = SSL_write(session.ssl, plaintext.baseAddress! + offset, CInt(count))
-            guard result > 0 else {
-                let failure = error(code: SSL_get_error(session.ssl, result), step: .write)
-                writeFailure = failure
-                throw failure
-            }
-            offset += Int(result)
+        do {
+            try session.encrypt(plaintext)
+        } catch {
+            writeFailure = error
+            throw error
         }
     }
 
@@ -439,8 +362,7 @@ public actor TLSStream: ByteStream {
     public func shutdown(_ direction: ShutdownDirection) async throws {
         if direction != .read, isEstablished, writeFailure == nil, !sentCloseNotify {
             sentCloseNotify = true
-            ERR_clear_error()
-            _ = SSL_shutdown(session.ssl)
+            session.writeCloseNotify()
             if let output = session.takeOutput() {
                 // See `write(_:timeout:)` for why the buffer may go to the connection.
                 nonisolated(unsafe) let records = output.buffer
@@ -455,36 +377,12 @@ public actor TLSStream: ByteStream {
     public func close() async {
         if isEstablished, writeFailure == nil, !sentCloseNotify {
             sentCloseNotify = true
-            ERR_clear_error()
-            _ = SSL_shutdown(session.ssl)
+            session.writeCloseNotify()
             if let records = session.copyOutput() {
                 try? await connection.send(records)
             }
         }
         await connection.close()
-    }
-
-    // MARK: Input
-
-    /// Runs `call` with the transport reading the leftover encrypted bytes.
-    func withLeftoverInput<Result>(_ call: (OpaquePointer) -> Result) -> Result {
-        let (result, consumed) = leftover.withUnsafeBytes { all in
-            session.withInput(UnsafeRawBufferPointer(rebasing: all[leftoverStart...]), call)
-        }
-        leftoverStart += consumed
-        if leftoverStart == leftover.count {
-            leftover.removeAll(keepingCapacity: leftover.capacity <= 64 * 1024)
-            leftoverStart = 0
-        }
-        return result
-    }
-
-    func appendLeftover(_ bytes: UnsafeRawBufferPointer) {
-        if leftoverStart > 0 {
-            leftover.removeFirst(leftoverStart)
-            leftoverStart = 0
-        }
-        leftover.append(contentsOf: bytes)
     }
 
     // MARK: Sessions

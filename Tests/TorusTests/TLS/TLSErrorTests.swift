@@ -142,6 +142,27 @@ extension TorusTests {
             await closeBoth(outcome)
         }
 
+        @Test func anUntrustedClientCertificateFailsTheServersHandshake() async throws {
+            let ca = try await certificates.pem("ca.pem")
+            let untrusted = try await certificates.identity("untrusted")
+            let outcome = try await handshake(
+                server: try await certificates.serverContext {
+                    $0.clientAuthentication = .required
+                    $0.trustRoots = .certificates(ca)
+                },
+                client: try await certificates.clientContext { $0.identity = untrusted })
+            let error = expectTLSError(outcome.server, .untrustedCertificate)
+            // OpenSSL keeps no rejected client certificate to name: the error says so plainly,
+            // without empty names (it once read `issued by "", is not trusted`).
+            #expect(error?.description.contains("\"\"") == false, "\(String(describing: error))")
+            if outcome.client == nil {
+                await expectTLSError(.alertReceived) { try await outcome.clientStream.receive()?.count }
+            } else {
+                expectTLSError(outcome.client, .alertReceived)
+            }
+            await closeBoth(outcome)
+        }
+
         @Test func aPlaintextClientOnATLSPortIsNotTLS() async throws {
             let (client, server) = try await connectedPair()
             let stream = try TLSStream(serverOn: server, context: try await certificates.serverContext())

@@ -1,12 +1,12 @@
 internal import CTorusTLS
 import Torus
 
-extension TLSStream {
+extension TLSSession {
     /// The error for an OpenSSL call that failed with `code` (SSL_get_error's), from OpenSSL's
     /// error queue and the certificate verification result.
     func error(code: CInt, step: TLSError.Step) -> TLSError {
         let failure = OpenSSLError.pop()
-        let verification = SSL_get_verify_result(session.ssl)
+        let verification = SSL_get_verify_result(ssl)
         if verification != X509_V_OK && (failure.reason == SSL_R_CERTIFICATE_VERIFY_FAILED || failure.isEmpty) {
             return certificateError(verification, step: step)
         }
@@ -28,7 +28,7 @@ extension TLSStream {
         case SSL_R_WRONG_VERSION_NUMBER, SSL_R_HTTP_REQUEST, SSL_R_HTTPS_PROXY_REQUEST,
              SSL_R_UNKNOWN_PROTOCOL, SSL_R_RECORD_LENGTH_MISMATCH:
             let what = reason == SSL_R_HTTP_REQUEST ? "plaintext HTTP" : "bytes that are not a TLS record"
-            return TLSError(.notTLS, step: step, detail: "the peer \(remoteAddress) sent \(what)\(failure.suffix)")
+            return TLSError(.notTLS, step: step, detail: "the peer \(peer) sent \(what)\(failure.suffix)")
         case SSL_R_UNSUPPORTED_PROTOCOL, SSL_R_NO_PROTOCOLS_AVAILABLE, SSL_R_VERSION_TOO_LOW, SSL_R_VERSION_TOO_HIGH:
             return TLSError(.noSharedVersion, step: step, detail: "the peer offers none of \(context.configuration.minimumVersion)–\(context.configuration.maximumVersion)\(failure.suffix)")
         case SSL_R_NO_SHARED_CIPHER, SSL_R_NO_CIPHERS_AVAILABLE, SSL_R_NO_SUITABLE_SIGNATURE_ALGORITHM:
@@ -55,24 +55,27 @@ extension TLSStream {
 
     private func truncation(step: TLSError.Step) -> TLSError {
         step == .handshake
-            ? TLSError(.truncated, step: step, detail: "the peer \(remoteAddress) closed the connection during the handshake")
-            : TLSError(.truncated, step: step, detail: "the peer \(remoteAddress) closed the connection without a close_notify: what was read may be cut short")
+            ? TLSError(.truncated, step: step, detail: "the peer \(peer) closed the connection during the handshake")
+            : TLSError(.truncated, step: step, detail: "the peer \(peer) closed the connection without a close_notify: what was read may be cut short")
     }
 
     private func certificateError(_ result: Int, step: TLSError.Step) -> TLSError {
-        let (subject, issuer) = session.peerNames()
+        let (subject, issuer) = peerNames()
         let reason = String(cString: X509_verify_cert_error_string(result))
+        // A server that rejected a client's certificate has no names to give: OpenSSL keeps
+        // the peer's certificate only once it is verified (a client finds it in the chain).
         let who = subject.isEmpty ? "the peer's certificate" : "\"\(subject)\""
+        let issuedBy = issuer.isEmpty ? "" : ", issued by \"\(issuer)\","
         switch CInt(result) {
         case X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH:
             return TLSError(.hostnameMismatch, step: step,
-                            detail: "the certificate is for \(session.peerAltNames()), not \(expectedName ?? "the name connected to")")
+                            detail: "the certificate is for \(peerAltNames()), not \(expectedName ?? "the name connected to")")
         case X509_V_ERR_CERT_HAS_EXPIRED:
-            return TLSError(.certificateExpired, step: step, detail: "\(who), issued by \"\(issuer)\", has expired")
+            return TLSError(.certificateExpired, step: step, detail: "\(who)\(issuedBy) has expired")
         case X509_V_ERR_CERT_NOT_YET_VALID:
-            return TLSError(.certificateNotYetValid, step: step, detail: "\(who), issued by \"\(issuer)\", is not valid yet")
+            return TLSError(.certificateNotYetValid, step: step, detail: "\(who)\(issuedBy) is not valid yet")
         default:
-            return TLSError(.untrustedCertificate, step: step, detail: "\(who), issued by \"\(issuer)\", is not trusted: \(reason)")
+            return TLSError(.untrustedCertificate, step: step, detail: "\(who)\(issuedBy) is not trusted: \(reason)")
         }
     }
 
