@@ -19,7 +19,8 @@ import Glibc
 /// A receive on a TCP socket that gets fewer bytes than it had room for has taken everything
 /// queued, so the descriptor is taken to be not readable until its next edge (as tokio does),
 /// saving the attempt that would only return `EAGAIN`; see ``shortReadDrained(_:_:)`` for when
-/// that does not hold.
+/// that does not hold. A stream that keeps filling the buffers it is offered gets up to
+/// four per `recvmsg` (see ``adaptWidth(_:filled:short:)``), one completion each.
 ///
 /// Created on the loop's thread and used only there, but for ``wake()``.
 final class EpollEngine: IOEngine {
@@ -47,6 +48,8 @@ final class EpollEngine: IOEngine {
         var shortReadsMayLeaveBytes = false
         /// Whether it is a TCP socket, once a short read made it matter; nil until then.
         var isTCP: Bool?
+        /// Buffers its next receive into the loop's buffers may fill (see ``adaptWidth``).
+        var receiveWidth: UInt8 = 1
     }
 
     private struct Pending {
@@ -262,20 +265,36 @@ final class EpollEngine: IOEngine {
         var budget = Self.servingBudget
         while isReady(index, readiness), let id = firstWaiting(index, readiness) {
             guard let operation = pending[id.slot]?.operation else { preconditionFailure("\(id) waits but is not pending") }
-            switch operation.attempt(buffers: &buffers) {
+            switch operation.attempt(buffers: &buffers, receiveWidth: Int(descriptors[index].receiveWidth)) {
             case .wouldBlock:
                 setReady(index, readiness, false)
                 return
+            case .receivedIntoBuffers(let batch):
+                var left = batch.bytes
+                for position in 0..<batch.filled {
+                    let count = min(left, buffers.bufferSize)
+                    left -= count
+                    complete(id, Completion(result: Int32(count), flags: [.more, .buffer], bufferIndex: batch.ids[position]))
+                }
+                adaptWidth(index, filled: batch.filled, short: batch.isShort)
+                if batch.isShort, shortReadDrained(index, fd) {
+                    setReady(index, readiness, false)
+                    return
+                }
+                budget -= batch.filled - 1
             case .completed(let completion, let ends, let shortRead):
                 if ends { _ = take(id) }
                 complete(id, completion)
+                if case .receiveIntoBuffers = operation, completion.flags.contains(.buffer) {
+                    adaptWidth(index, filled: 1, short: shortRead)
+                }
                 if shortRead, shortReadDrained(index, fd) {
                     setReady(index, readiness, false)
                     return
                 }
             }
             budget -= 1
-            if budget == 0 {
+            if budget <= 0 {
                 if isReady(index, readiness), firstWaiting(index, readiness) != nil, !descriptors[index].isQueuedAgain {
                     descriptors[index].isQueuedAgain = true
                     servedAgain.append(fd)
@@ -283,6 +302,17 @@ final class EpollEngine: IOEngine {
                 return
             }
         }
+    }
+
+    /// Sets how many buffers the next receive on descriptor `index` offers: twice as many
+    /// (up to ``ReceiveBatch/capacity``) after a receive that filled every buffer it was
+    /// offered, as many as it filled after one that came short. A socket that gets a message
+    /// at a time keeps receiving into one buffer with `recv`; one that streams takes up to
+    /// 64 KiB per system call, as SwiftNIO's adaptive allocator does.
+    @inline(__always)
+    private func adaptWidth(_ index: Int, filled: Int, short: Bool) {
+        let width = Int(descriptors[index].receiveWidth)
+        descriptors[index].receiveWidth = UInt8(short ? max(1, filled) : min(width * 2, ReceiveBatch.capacity))
     }
 
     /// Whether a short read from `fd` took every byte queued, so that the next attempt could

@@ -16,6 +16,25 @@ enum ReadinessAttempt {
     /// room for, which on a TCP socket usually means it took everything queued (the engine
     /// decides whether it may take it so; see `EpollEngine.shortReadDrained`).
     case completed(Completion, ends: Bool, shortRead: Bool = false)
+    /// A receive into the loop's buffers filled `batch.filled` of them with one system call:
+    /// one completion each, the operation staying armed.
+    case receivedIntoBuffers(ReceiveBatch)
+}
+
+/// Up to ``capacity`` of the loop's receive buffers that one `recvmsg` filled, in order;
+/// every one but the last is full.
+struct ReceiveBatch {
+    /// The most buffers one receive fills (4 × 16 KiB: the 64 KiB one `read` takes at most in
+    /// SwiftNIO's adaptive allocator).
+    static let capacity = 4
+
+    var ids: InlineArray<4, UInt16> = .init(repeating: 0)
+    /// Buffers filled (1 or more).
+    var filled = 0
+    /// Bytes received in all.
+    var bytes = 0
+    /// Fewer bytes came than the buffers offered had room for.
+    var isShort = false
 }
 
 /// The readiness an operation waits for.
@@ -40,7 +59,10 @@ extension IOOperation {
     /// Makes one non-blocking attempt, the descriptor being (perhaps) ready. Receives into the
     /// loop's buffers take one from `buffers`. A connect is started by ``startConnecting()``;
     /// its attempts here read how it ended.
-    func attempt(buffers: inout ReceiveBufferPool) -> ReadinessAttempt {
+    /// `receiveWidth`: how many buffers a receive into the loop's buffers may fill at once
+    /// (1 to ``ReceiveBatch/capacity``; the engine widens it for a socket whose receives fill
+    /// every buffer they are offered).
+    func attempt(buffers: inout ReceiveBufferPool, receiveWidth: Int = 1) -> ReadinessAttempt {
         switch self {
         case .accept(let fd):
             let accepted = retryingInterrupts { torus_accept4(fd, Int32(SOCK_CLOEXEC.rawValue | SOCK_NONBLOCK.rawValue)) }
@@ -51,6 +73,7 @@ extension IOOperation {
             if count >= 0 { return .completed(Completion(result: Int32(count)), ends: true, shortRead: count > 0 && count < buffer.count) }
             return failure(errno)
         case .receiveIntoBuffers(let fd):
+            if receiveWidth > 1 { return receiveIntoSeveral(fd, width: receiveWidth, buffers: &buffers) }
             guard let id = buffers.take() else { return .completed(Completion(result: -ENOBUFS), ends: true) }
             let count = retryingInterrupts { recv(fd, buffers.address(of: id), buffers.bufferSize, Int32(MSG_DONTWAIT)) }
             if count > 0 {
@@ -108,6 +131,39 @@ extension IOOperation {
         case EINPROGRESS, EINTR: return nil   // EINTR: the connect goes on in the background
         case let error: return Completion(result: -error)
         }
+    }
+
+    /// One `recvmsg` into up to `width` receive buffers (fewer when fewer are free), so that
+    /// a socket with much to read takes it in one system call instead of one per buffer.
+    private func receiveIntoSeveral(_ fd: CInt, width: Int, buffers: inout ReceiveBufferPool) -> ReadinessAttempt {
+        var batch = ReceiveBatch()
+        var vectors = InlineArray<4, iovec>(repeating: iovec())
+        var offered = 0
+        while offered < min(width, ReceiveBatch.capacity), let id = buffers.take() {
+            batch.ids[offered] = id
+            vectors[offered] = iovec(iov_base: buffers.address(of: id), iov_len: buffers.bufferSize)
+            offered += 1
+        }
+        guard offered > 0 else { return .completed(Completion(result: -ENOBUFS), ends: true) }
+        var span = vectors.mutableSpan
+        let count = span.withUnsafeMutableBufferPointer { vectors in
+            var message = msghdr()
+            message.msg_iov = vectors.baseAddress
+            message.msg_iovlen = offered
+            return retryingInterrupts { recvmsg(fd, &message, Int32(MSG_DONTWAIT)) }
+        }
+        let error = errno
+        let filled = count > 0 ? (count + buffers.bufferSize - 1) / buffers.bufferSize : 0
+        // Given back newest first, so that the pool hands out the same buffers next time.
+        for index in stride(from: offered - 1, through: filled, by: -1) { buffers.recycle(batch.ids[index]) }
+        if count > 0 {
+            batch.filled = filled
+            batch.bytes = count
+            batch.isShort = count < offered * buffers.bufferSize
+            return .receivedIntoBuffers(batch)
+        }
+        if count == 0 { return .completed(Completion(result: 0), ends: true) }
+        return failure(error)
     }
 
     /// One datagram into one receive buffer, laid out as ``MessageLayout`` reads it (the same
