@@ -76,7 +76,13 @@ extension EventLoop {
     /// until the completion. With `timeout`, the send is cancelled when it expires (its
     /// completion then carries `-ECANCELED`). Returns nil when the loop is stopping.
     func startSending(_ fd: CInt, vectors: UnsafeBufferPointer<iovec>, timeout: Duration? = nil, handledBy handler: any CompletionHandler) -> OperationID? {
-        submit(.sendVectors(fd, vectors), handledBy: handler, timeout: timeout)
+        // One buffer goes as a plain send: `sendmsg` costs a `msghdr` to build and for the
+        // kernel to copy in (and io_uring an async context), for nothing.
+        if vectors.count == 1 {
+            let buffer = UnsafeRawBufferPointer(start: vectors[0].iov_base, count: vectors[0].iov_len)
+            return submit(.send(fd, buffer), handledBy: handler, timeout: timeout)
+        }
+        return submit(.sendVectors(fd, vectors), handledBy: handler, timeout: timeout)
     }
 
     /// Starts a timer whose expiry goes to `handler`. Returns nil when the loop is stopping.
