@@ -113,6 +113,21 @@ uint8_t *torus_tls_take_output(torus_tls_transport *transport, size_t *length) {
     return output;
 }
 
+uint8_t *torus_tls_take_output_keeping_capacity(torus_tls_transport *transport, size_t *length, size_t *capacity) {
+    *capacity = transport->output_capacity;
+    return torus_tls_take_output(transport, length);
+}
+
+void torus_tls_return_output(torus_tls_transport *transport, uint8_t *output, size_t capacity, size_t keep_capacity) {
+    if (transport->output == NULL && capacity <= keep_capacity) {
+        transport->output = output;
+        transport->output_capacity = capacity;
+        transport->output_length = 0;
+    } else {
+        free(output);
+    }
+}
+
 void torus_tls_reset_output(torus_tls_transport *transport, size_t keep_capacity) {
     transport->output_length = 0;
     if (transport->output_capacity > keep_capacity) {

@@ -198,7 +198,7 @@ final class TLSSession {
             // SSL_write takes an Int32 count; the transport takes every byte, so each call
             // writes all it is given.
             let count = min(plaintext.count - offset, 1 << 30)
-            ERR_clear_error()
+            clearErrorQueue()
             let result = SSL_write(ssl, plaintext.baseAddress! + offset, CInt(count))
             guard result > 0 else { throw error(code: SSL_get_error(ssl, result), step: .write) }
             offset += Int(result)
@@ -222,12 +222,20 @@ final class TLSSession {
         transport.pointee.input_length = input.count
         // The error queue is per thread and shared by every connection of the loop: start
         // each call with it empty, so that what it holds afterwards is this call's.
-        ERR_clear_error()
+        clearErrorQueue()
         let result = call(ssl)
         let consumed = input.count - transport.pointee.input_length
         transport.pointee.input = nil
         transport.pointee.input_length = 0
         return (result, consumed)
+    }
+
+    /// Empties the thread's OpenSSL error queue. Looking first is cheaper than clearing (which
+    /// walks every slot of the queue), and the queue is nearly always empty: every failure
+    /// read from it is cleared.
+    @inline(__always)
+    private func clearErrorQueue() {
+        if ERR_peek_error() != 0 { ERR_clear_error() }
     }
 
     /// Runs `call` with the transport reading the leftover encrypted bytes.
@@ -263,8 +271,17 @@ final class TLSSession {
     /// The encrypted bytes OpenSSL wrote so far, handed over (nil when there are none).
     func takeOutput() -> Output? {
         var length = 0
-        guard let bytes = torus_tls_take_output(transport, &length) else { return nil }
-        return Output(bytes: bytes, count: length)
+        var capacity = 0
+        guard let bytes = torus_tls_take_output_keeping_capacity(transport, &length, &capacity) else { return nil }
+        return Output(bytes: bytes, count: length, capacity: capacity)
+    }
+
+    /// Takes back an output buffer once its bytes are sent, for the next records: a stream
+    /// that writes and waits, a record at a time, then reuses one buffer instead of
+    /// allocating (and freeing) a record-sized one per write.
+    func recycle(_ output: consuming Output) {
+        torus_tls_return_output(transport, output.bytes, output.capacity, 64 * 1024)
+        output.forget()
     }
 
     /// A copy of the encrypted bytes OpenSSL wrote so far, for a queued send (nil when there
@@ -278,11 +295,15 @@ final class TLSSession {
         return bytes
     }
 
-    /// Encrypted bytes to send, freed when dropped.
+    /// Encrypted bytes to send, freed when dropped (or given back with ``recycle(_:)``).
     struct Output: ~Copyable {
         let bytes: UnsafeMutablePointer<UInt8>
         let count: Int
+        /// The buffer's size.
+        let capacity: Int
         var buffer: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: bytes, count: count) }
+        /// Ends the value without freeing the buffer, which someone else now owns.
+        consuming func forget() { discard self }
         deinit { free(bytes) }
     }
 }

@@ -289,6 +289,7 @@ public actor TLSStream: ByteStream {
             writeFailure = error
             throw error
         }
+        session.recycle(output)
     }
 
     /// Encrypts `bytes` and queues them for sending: returns once they are queued, as
