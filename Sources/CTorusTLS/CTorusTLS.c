@@ -100,22 +100,19 @@ SSL *torus_tls_new_ssl(SSL_CTX *context, torus_tls_transport *transport) {
     return ssl;
 }
 
-uint8_t *torus_tls_take_output(torus_tls_transport *transport, size_t *length) {
+uint8_t *torus_tls_take_output(torus_tls_transport *transport, size_t *length, size_t *capacity) {
     uint8_t *output = transport->output;
     *length = transport->output_length;
+    *capacity = transport->output_capacity;
     if (transport->output_length == 0) {
         *length = 0;
+        *capacity = 0;
         return NULL;
     }
     transport->output = NULL;
     transport->output_length = 0;
     transport->output_capacity = 0;
     return output;
-}
-
-uint8_t *torus_tls_take_output_keeping_capacity(torus_tls_transport *transport, size_t *length, size_t *capacity) {
-    *capacity = transport->output_capacity;
-    return torus_tls_take_output(transport, length);
 }
 
 void torus_tls_return_output(torus_tls_transport *transport, uint8_t *output, size_t capacity, size_t keep_capacity) {

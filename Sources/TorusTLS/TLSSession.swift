@@ -268,11 +268,15 @@ final class TLSSession {
 
     // MARK: Output
 
+    /// The largest output buffer the transport keeps for the next records once its bytes are
+    /// sent or copied; a bigger one (after a large write) is freed.
+    static let keptOutputCapacity = 64 * 1024
+
     /// The encrypted bytes OpenSSL wrote so far, handed over (nil when there are none).
     func takeOutput() -> Output? {
         var length = 0
         var capacity = 0
-        guard let bytes = torus_tls_take_output_keeping_capacity(transport, &length, &capacity) else { return nil }
+        guard let bytes = torus_tls_take_output(transport, &length, &capacity) else { return nil }
         return Output(bytes: bytes, count: length, capacity: capacity)
     }
 
@@ -280,7 +284,7 @@ final class TLSSession {
     /// that writes and waits, a record at a time, then reuses one buffer instead of
     /// allocating (and freeing) a record-sized one per write.
     func recycle(_ output: consuming Output) {
-        torus_tls_return_output(transport, output.bytes, output.capacity, 64 * 1024)
+        torus_tls_return_output(transport, output.bytes, output.capacity, Self.keptOutputCapacity)
         output.forget()
     }
 
@@ -291,7 +295,7 @@ final class TLSSession {
         let pending = transport.pointee
         guard pending.output_length > 0, let output = pending.output else { return nil }
         let bytes = ReceivedBytes(copying: UnsafeRawBufferPointer(start: output, count: pending.output_length))
-        torus_tls_reset_output(transport, 64 * 1024)
+        torus_tls_reset_output(transport, Self.keptOutputCapacity)
         return bytes
     }
 

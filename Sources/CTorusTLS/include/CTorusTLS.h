@@ -38,13 +38,11 @@ typedef struct torus_tls_transport {
 /// outlive it). NULL when OpenSSL cannot allocate.
 SSL *torus_tls_new_ssl(SSL_CTX *context, torus_tls_transport *transport);
 
-/// Hands the bytes OpenSSL wrote so far to the caller, who frees them with `free`; the
-/// transport starts a new output buffer. NULL (and 0) when there are none.
-uint8_t *torus_tls_take_output(torus_tls_transport *transport, size_t *length);
-/// As `torus_tls_take_output`, also saying the buffer's capacity (for
-/// `torus_tls_return_output`).
-uint8_t *torus_tls_take_output_keeping_capacity(torus_tls_transport *transport, size_t *length, size_t *capacity);
-/// Gives back a buffer `torus_tls_take_output_keeping_capacity` handed over, once sent: the
+/// Hands the bytes OpenSSL wrote so far, and the buffer's size, to the caller, who frees it
+/// with `free` or gives it back with `torus_tls_return_output`; the transport starts a new
+/// output buffer. NULL (and 0, 0) when there are none.
+uint8_t *torus_tls_take_output(torus_tls_transport *transport, size_t *length, size_t *capacity);
+/// Gives back a buffer `torus_tls_take_output` handed over, once sent: the
 /// transport writes its next records into it if it has started no buffer since and
 /// `capacity` is at most `keep_capacity`; else it is freed.
 void torus_tls_return_output(torus_tls_transport *transport, uint8_t *output, size_t capacity, size_t keep_capacity);
